@@ -1,0 +1,246 @@
+"""The training loop: data-parallel over GPUs or CPU processes (gloo), AMP, logging with ETA,
+atomic checkpoints, exact resume, evaluation with best-model tracking, VisualDL scalars/images."""
+import math
+import os
+import random
+import signal
+import time
+
+import numpy as np
+import paddle
+
+from ..utils.errors import UserInputError
+from . import checkpoint as ckpt
+from .inference import build, check_num_classes, load_config
+from .sampler import IterationBatchSampler, SeededDataset
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or inf."""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _format_eta(seconds):
+    seconds = int(max(seconds, 0))
+    return "{:02d}:{:02d}:{:02d}".format(seconds // 3600, (seconds % 3600) // 60, seconds % 60)
+
+
+def _log(rank, msg):
+    if rank == 0:
+        print(msg, flush=True)
+
+
+def _to_tensors(batch):
+    return {k: (v if isinstance(v, paddle.Tensor) else paddle.to_tensor(v)) for k, v in batch.items()}
+
+
+def _setup_device(device):
+    if device:
+        paddle.set_device(device)
+    elif paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        paddle.set_device("gpu")
+    else:
+        paddle.set_device("cpu")
+    return paddle.get_device()
+
+
+def set_seed(seed):
+    paddle.seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def train(config, iters=None, batch_size=None, learning_rate=None, save_interval=1000, save_dir="output",
+          resume_model=None, keep_checkpoint_max=5, num_workers=0, do_eval=False, log_iters=10, use_vdl=False,
+          seed=None, precision="fp32", amp_level="O1", device=None, eval_kwargs=None, max_eval_images=None):
+    """Train the model of `config`; returns a dict with the final iteration and last/best metrics.
+
+    Checkpoints go to `<save_dir>/iter_<N>/` every `save_interval` iterations and at the end.
+    """
+    from paddleseg.cvlibs import SegBuilder
+    from ..losses import compute_panoptic_loss
+
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise UserInputError("--precision must be fp32, fp16 or bf16, got {}".format(precision))
+    if amp_level not in ("O1", "O2"):
+        raise UserInputError("--amp_level must be O1 or O2, got {}".format(amp_level))
+    dev = _setup_device(device)
+    nranks = paddle.distributed.get_world_size()
+    rank = paddle.distributed.get_rank()
+    if nranks > 1:
+        paddle.distributed.init_parallel_env()
+
+    cfg = load_config(config, learning_rate=learning_rate, batch_size=batch_size, iters=iters)
+    seed = int(seed if seed is not None else cfg.dic.get("seed", 0))
+    set_seed(seed)
+    _prepare_save_dir(save_dir, rank)
+
+    builder = SegBuilder(cfg)
+    train_ds = build(builder, "train_dataset", config)
+    model = build(builder, "model", config)
+    check_num_classes(cfg, model, train_ds, config)
+    loss_cfg = build(builder, "loss", config)
+    optimizer = build(builder, "optimizer", config)
+    lr_sched = optimizer._learning_rate
+    val_ds = build(builder, "val_dataset", config) if do_eval else None
+
+    total_iters = int(cfg.iters)
+    start_iter, best_pq, best_iter = 0, -1.0, -1
+    if resume_model:
+        path = ckpt.resolve_resume_path(resume_model)
+        state = ckpt.load_checkpoint(path, model, optimizer)
+        start_iter = int(state["iteration"])
+        best_pq, best_iter = float(state.get("best_pq", -1.0)), int(state.get("best_iter", -1))
+        _log(rank, "[TRAIN] resumed from {} at iteration {}".format(path, start_iter))
+        if start_iter >= total_iters:
+            _log(rank, "[TRAIN] nothing to do: checkpoint iteration {} >= iters {}".format(start_iter, total_iters))
+
+    ddp_model = model
+    if nranks > 1:
+        if "gpu" in dev:
+            model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ddp_model = paddle.DataParallel(model)
+
+    sampler = IterationBatchSampler(len(train_ds), cfg.batch_size, total_iters, start_iter=start_iter,
+                                    seed=seed, rank=rank, nranks=nranks, shuffle=True)
+    loader = paddle.io.DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=num_workers,
+                                  return_list=True, use_shared_memory=num_workers > 0)
+
+    writer = None
+    if use_vdl and rank == 0:
+        from visualdl import LogWriter
+        writer = LogWriter(os.path.join(save_dir, "vdl_log"))
+
+    use_amp = precision in ("fp16", "bf16")
+    scaler = None
+    if use_amp:
+        if precision == "fp16":
+            scaler = paddle.amp.GradScaler(init_loss_scaling=1024)
+        if amp_level == "O2":
+            model, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2",
+                                                   dtype="float16" if precision == "fp16" else "bfloat16")
+            if nranks > 1:
+                ddp_model = paddle.DataParallel(model)
+            else:
+                ddp_model = model
+
+    interrupted = {"sig": None}
+
+    def _on_signal(signum, frame):
+        interrupted["sig"] = signum
+        raise _Interrupted()
+
+    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM,)}
+
+    _log(rank, "[TRAIN] {} images, batch {} x {} rank(s), iters {} -> {}, device {}, seed {}".format(
+        len(train_ds), cfg.batch_size, nranks, start_iter, total_iters, dev, seed))
+    it = start_iter
+    window = {"loss": [], "semantic": [], "center": [], "offset": [], "batch": [], "reader": []}
+    last_metrics = None
+    last_ckpt = None
+    t_start = time.time()
+    try:
+        model.train()
+        t_read = time.time()
+        for batch in loader:
+            it += 1
+            reader_cost = time.time() - t_read
+            batch = _to_tensors(batch)
+            if use_amp:
+                with paddle.amp.auto_cast(level=amp_level, dtype="float16" if precision == "fp16" else "bfloat16"):
+                    outputs = ddp_model(batch["img"])
+                outputs = [o.astype("float32") for o in outputs]
+            else:
+                outputs = ddp_model(batch["img"])
+            total, terms = compute_panoptic_loss(outputs, batch, loss_cfg)
+            total_value = float(total)
+            if not math.isfinite(total_value):
+                bad = ["{}={}".format(k, float(v)) for k, v in terms.items() if not math.isfinite(float(v))]
+                raise TrainingDiverged(
+                    "loss is not finite at iteration {} ({}); stopping. Last good checkpoint: {}".format(
+                        it, ", ".join(bad) or "total={}".format(total_value), last_ckpt or "none written yet"))
+            if scaler is not None:
+                scaled = scaler.scale(total)
+                scaled.backward()
+                scaler.minimize(optimizer, scaled)
+            else:
+                total.backward()
+                optimizer.step()
+            optimizer.clear_grad()
+            lr = optimizer.get_lr()
+            if isinstance(lr_sched, paddle.optimizer.lr.LRScheduler):
+                lr_sched.step()
+
+            window["loss"].append(total_value)
+            for k in ("semantic", "center", "offset"):
+                window[k].append(float(terms[k]))
+            window["batch"].append(time.time() - t_read)
+            window["reader"].append(reader_cost)
+
+            if it % log_iters == 0 or it == total_iters:
+                avg = {k: float(np.mean(v)) if v else 0.0 for k, v in window.items()}
+                eta = avg["batch"] * (total_iters - it)
+                ips = cfg.batch_size * nranks / max(avg["batch"], 1e-9)
+                _log(rank, "[TRAIN] iter: {}/{}, loss: {:.4f} (semantic: {:.4f}, center: {:.4f}, offset: {:.4f}), "
+                           "lr: {:.6g}, batch_cost: {:.4f}s, reader_cost: {:.4f}s, ips: {:.2f} samples/s, ETA: {}".format(
+                               it, total_iters, avg["loss"], avg["semantic"], avg["center"], avg["offset"], lr,
+                               avg["batch"], avg["reader"], ips, _format_eta(eta)))
+                if writer is not None:
+                    writer.add_scalar("Train/loss", avg["loss"], it)
+                    for k in ("semantic", "center", "offset"):
+                        writer.add_scalar("Train/loss_" + k, avg[k], it)
+                    writer.add_scalar("Train/lr", lr, it)
+                    writer.add_scalar("Train/batch_cost", avg["batch"], it)
+                    writer.add_scalar("Train/reader_cost", avg["reader"], it)
+                for v in window.values():
+                    v.clear()
+
+            if it % save_interval == 0 or it == total_iters:
+                if do_eval:
+                    from .val import evaluate
+                    model.eval()
+                    last_metrics = evaluate(model, val_ds, cfg, config_path=config, writer=writer, step=it,
+                                            max_images=max_eval_images, **(eval_kwargs or {}))
+                    model.train()
+                    pq = float(last_metrics["panoptic"]["All"]["pq"])
+                    if pq > best_pq:
+                        best_pq, best_iter = pq, it
+                        if rank == 0:
+                            ckpt.save_best_model(save_dir, model, {"iteration": it, "pq": pq})
+                    _log(rank, "[EVAL] iter {}: PQ {:.2f}; best PQ {:.2f} at iter {}".format(
+                        it, 100 * pq, 100 * best_pq, best_iter))
+                if rank == 0:
+                    last_ckpt = ckpt.save_checkpoint(save_dir, it, model, optimizer, {
+                        "best_pq": best_pq, "best_iter": best_iter, "seed": seed, "config": os.path.abspath(config)})
+                    ckpt.prune_checkpoints(save_dir, keep_checkpoint_max)
+                    _log(rank, "[TRAIN] saved {}".format(last_ckpt))
+            t_read = time.time()
+    except _Interrupted:
+        _log(rank, "[TRAIN] interrupted by signal {} at iteration {}; last complete checkpoint: {}".format(
+            interrupted["sig"], it, last_ckpt or "none"))
+        raise SystemExit(128 + int(interrupted["sig"] or 0))
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if writer is not None:
+            writer.close()
+    _log(rank, "[TRAIN] done: {} iterations in {:.1f}s".format(it - start_iter, time.time() - t_start))
+    return {"iteration": it, "metrics": last_metrics, "best_pq": best_pq, "best_iter": best_iter,
+            "save_dir": save_dir}
+
+
+def _prepare_save_dir(save_dir, rank):
+    if rank != 0:
+        return
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        probe = os.path.join(save_dir, ".write_test_{}".format(os.getpid()))
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserInputError("--save_dir {} is not writable: {}".format(save_dir, e.strerror or e))
+    ckpt.remove_stale_tmp(save_dir)

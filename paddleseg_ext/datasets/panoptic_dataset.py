@@ -1,0 +1,137 @@
+"""Shared base of the panoptic datasets: records, transforms, target generation, sample dict."""
+import json
+import os
+
+import numpy as np
+import paddle
+from paddleseg.cvlibs import manager
+from paddleseg.transforms import Compose
+
+from ..transforms.target_generator import PanopticTargetGenerator, segment_index_map
+from ..utils import UserInputError, read_image, read_panoptic_png
+
+# Keys of a sample (see docs/design.md); `centers` from the generator has a variable length and
+# would break batching, so it is left out.
+SAMPLE_KEYS = ("semantic", "center", "offset", "semantic_weights", "center_weights",
+               "offset_weights", "panoptic")
+
+
+def build_transforms(transforms):
+    """A list of transform objects or YAML-style dicts ({'type': name, ...}) -> list of objects."""
+    if transforms is None:
+        return []
+    if not isinstance(transforms, (list, tuple)):
+        raise UserInputError("transforms must be a list of transforms, got {!r}".format(type(transforms).__name__))
+    built = []
+    for t in transforms:
+        if isinstance(t, dict):
+            cfg = dict(t)
+            name = cfg.pop("type", None)
+            if name is None:
+                raise UserInputError("transform {!r} has no 'type' key".format(t))
+            if name not in manager.TRANSFORMS.components_dict:
+                raise UserInputError("unknown transform type {!r} (not in manager.TRANSFORMS)".format(name))
+            t = manager.TRANSFORMS[name](**cfg)
+        elif not callable(t):
+            raise UserInputError("transform {!r} is neither a dict nor callable".format(t))
+        built.append(t)
+    return built
+
+
+def load_json(path, what):
+    """Read a json file; a missing or malformed file raises UserInputError naming it."""
+    if not os.path.isfile(path):
+        raise UserInputError("{} not found: {}".format(what, path))
+    try:
+        with open(path, "r") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserInputError("cannot parse {} {}: {}".format(what, path, e))
+
+
+class PanopticDataset(paddle.io.Dataset):
+    """Base class: subclasses fill `self.records` and set the class metadata.
+
+    A record is a dict with `image_path`, `label_path`, `image_id`, `segments_info` (train ids),
+    `height`, `width`. `__getitem__` returns the sample dict of docs/design.md: `img` float32
+    [3,H,W] after the transforms, the six targets of `PanopticTargetGenerator` computed after
+    augmentation, `panoptic` int64 [H,W] and `idx` (int64).
+    """
+
+    NUM_CLASSES = None
+    IMG_CHANNELS = 3
+    IGNORE_INDEX = 255
+    MODES = ("train", "val")
+
+    def __init__(self, dataset_root, transforms, mode, thing_ids, class_names, palette,
+                 label_divisor=1000, ignore_index=255, sigma=8, ignore_stuff_in_offset=True,
+                 small_instance_area=4096, small_instance_weight=3, ignore_crowd_in_semantic=False):
+        super().__init__()
+        if mode not in self.MODES:
+            raise UserInputError("{}: unknown mode {!r}, expected one of {}".format(
+                type(self).__name__, mode, ", ".join(self.MODES)))
+        if dataset_root is None or not os.path.isdir(dataset_root):
+            raise UserInputError("{}: dataset_root is not a directory: {}".format(type(self).__name__, dataset_root))
+        self.dataset_root = dataset_root
+        self.mode = mode
+        self.transforms = build_transforms(transforms)
+        self._compose = Compose(self.transforms, to_rgb=False, img_channels=self.IMG_CHANNELS)
+        self.num_classes = self.NUM_CLASSES
+        self.thing_ids = list(thing_ids)
+        self.class_names = list(class_names)
+        self.palette = [list(c) for c in palette]
+        self.label_divisor = int(label_divisor)
+        self.ignore_index = int(ignore_index)
+        self.target_generator = PanopticTargetGenerator(
+            ignore_index=ignore_index, thing_ids=self.thing_ids, sigma=sigma,
+            ignore_stuff_in_offset=ignore_stuff_in_offset, small_instance_area=small_instance_area,
+            small_instance_weight=small_instance_weight, ignore_crowd_in_semantic=ignore_crowd_in_semantic,
+            label_divisor=label_divisor)
+        self.records = []
+
+    def __len__(self):
+        return len(self.records)
+
+    def read_label(self, record):
+        """[H, W] int32 segment ids of a record, checked against its json segments."""
+        label = read_panoptic_png(record["label_path"])
+        ids = [s["id"] for s in record["segments_info"]]
+        sidx = segment_index_map(label, ids)
+        unknown = (sidx == len(ids)) & (label != 0)
+        if unknown.any():
+            missing = np.unique(label[unknown])
+            raise UserInputError("{}: segment ids {} are in the PNG but not in the json segments_info of image {!r}".format(
+                record["label_path"], missing[:20].tolist(), record["image_id"]))
+        return label
+
+    def load_sample(self, idx):
+        """Image [H,W,3] float32 RGB and label [H,W] int32 segment ids of record `idx`, untransformed."""
+        record = self.records[idx]
+        img = read_image(record["image_path"]).astype(np.float32)
+        label = self.read_label(record)
+        if img.shape[:2] != label.shape:
+            raise UserInputError("image {} is {}x{} but its label {} is {}x{} (h x w)".format(
+                record["image_path"], img.shape[0], img.shape[1], record["label_path"], label.shape[0], label.shape[1]))
+        return img, label
+
+    def __getitem__(self, idx):
+        img, label = self.load_sample(idx)
+        data = {"img": img, "label": label, "gt_fields": ["label"], "trans_info": []}
+        data = self._compose(data)
+        targets = self.target_generator(data["label"], self.records[idx]["segments_info"])
+        sample = {"img": np.ascontiguousarray(data["img"], dtype=np.float32)}
+        for key in SAMPLE_KEYS:
+            sample[key] = targets[key]
+        sample["idx"] = np.int64(idx)
+        return sample
+
+    def check_pairs(self, image_paths, label_paths, image_root, label_root):
+        """Raise if an image has no label or a label no image (paths given as dicts key -> path)."""
+        no_label = sorted(set(image_paths) - set(label_paths))
+        if no_label:
+            raise UserInputError("{} image(s) under {} have no panoptic annotation in {}, e.g. {}".format(
+                len(no_label), image_root, label_root, image_paths[no_label[0]]))
+        no_image = sorted(set(label_paths) - set(image_paths))
+        if no_image:
+            raise UserInputError("{} annotation(s) in {} have no image under {}, e.g. {}".format(
+                len(no_image), label_root, image_root, label_paths[no_image[0]]))

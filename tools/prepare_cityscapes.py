@@ -1,0 +1,36 @@
+"""Convert a Cityscapes tree in place for Panoptic-DeepLab.
+
+Writes gtFine/<split>/<city>/*_labelTrainIds.png and, with cityscapesscripts' createPanopticImgs,
+gtFine/cityscapes_panoptic_<split>_trainId.json (+ folder; what training reads) and
+gtFine/cityscapes_panoptic_<split>.json (+ folder; what the official evaluation reads).
+Existing outputs are skipped unless --force.
+
+    python tools/prepare_cityscapes.py --root data/cityscapes
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from paddleseg_ext.datasets.cityscapes_prepare import prepare_cityscapes  # noqa: E402
+from paddleseg_ext.utils import UserInputError  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="Cityscapes root holding gtFine/ and leftImg8bit/")
+    parser.add_argument("--splits", nargs="+", default=None,
+                        help="splits to convert (default: those of train/val/test with *_instanceIds.png)")
+    parser.add_argument("--force", action="store_true", help="redo outputs that already exist")
+    args = parser.parse_args(argv)
+    try:
+        prepare_cityscapes(args.root, force=args.force, splits=args.splits, verbose=True)
+    except UserInputError as e:
+        print("error: {}".format(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

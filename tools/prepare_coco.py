@@ -1,0 +1,32 @@
+"""Check a COCO panoptic tree and write the contiguous train-id category table.
+
+Expects annotations/panoptic_{train,val}2017.json, annotations/panoptic_{train,val}2017/*.png and
+{train,val}2017/*.jpg under --root; writes annotations/panoptic_coco_categories_trainId.json.
+
+    python tools/prepare_coco.py --root data/coco
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from paddleseg_ext.datasets.coco_prepare import prepare_coco  # noqa: E402
+from paddleseg_ext.utils import UserInputError  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="COCO root holding annotations/, train2017/, val2017/")
+    parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check")
+    args = parser.parse_args(argv)
+    try:
+        prepare_coco(args.root, splits=args.splits, verbose=True)
+    except UserInputError as e:
+        print("error: {}".format(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

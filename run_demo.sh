@@ -12,7 +12,6 @@ DATA=data/demo_cityscapes
 OUT=${DEMO_OUT:-output/demo}
 ITERS=${DEMO_ITERS:-}
 NPROC=${DEMO_NPROC:-2}
-export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES-}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 if [ ! -f "$DATA/gtFine/cityscapes_panoptic_val_trainId.json" ]; then

@@ -199,6 +199,8 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                     v.clear()
 
             if it % save_interval == 0 or it == total_iters:
+                if nranks > 1 and "gpu" not in dev:
+                    average_buffers(model)
                 if do_eval:
                     from .val import evaluate
                     model.eval()
@@ -228,8 +230,38 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
         if writer is not None:
             writer.close()
     _log(rank, "[TRAIN] done: {} iterations in {:.1f}s".format(it - start_iter, time.time() - t_start))
+    if nranks > 1:
+        # every rank reports, so that users (and tests) can see the replicas agree
+        print("[TRAIN] rank {} parameter checksum: {}".format(rank, parameter_checksum(model)), flush=True)
     return {"iteration": it, "metrics": last_metrics, "best_pq": best_pq, "best_iter": best_iter,
             "save_dir": save_dir}
+
+
+def average_buffers(model):
+    """Average float buffers (BatchNorm running statistics) over ranks.
+
+    Without SyncBatchNorm (CPU processes) each replica tracks statistics of its own batches; averaging them
+    before saving/evaluating gives one consistent model on every rank.
+    """
+    n = paddle.distributed.get_world_size()
+    with paddle.no_grad():
+        # Paddle keeps BatchNorm statistics as non-trainable parameters, not buffers: take both.
+        for buf in model.state_dict().values():
+            if buf is not None and buf.stop_gradient and buf.dtype in (paddle.float32, paddle.float64):
+                t = buf.clone()
+                paddle.distributed.all_reduce(t)
+                buf.set_value(t / n)
+
+
+def parameter_checksum(model):
+    """sha1 over all parameters and buffers (name, bytes): equal on replicas that hold equal weights."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(value.numpy()).tobytes())
+    return h.hexdigest()
 
 
 def _prepare_save_dir(save_dir, rank):

@@ -48,6 +48,12 @@ def build(builder, what, cfg_path):
     except UserInputError:
         raise
     except (AssertionError, RuntimeError, ValueError, KeyError, TypeError) as e:
+        from ..models import find_user_input_error
+
+        # SegBuilder re-raises constructor errors as a generic RuntimeError: surface ours (e.g. offline URL).
+        inner = find_user_input_error(e)
+        if inner is not None:
+            raise inner
         raise UserInputError("cannot build `{}` from config {}: {}".format(what, cfg_path, _first_line(e)))
 
 

@@ -57,13 +57,13 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
         dict with `panoptic` (All/Things/Stuff/per_class PQ, SQ, RQ), `semantic` (mIoU, per-class IoU),
         `instance` (AP, AP50 for each score mode), `speed` (ms per image) and `num_images`.
     """
-    from ..evaluation import build_evaluators
     from ..postprocess import panoptic_postprocess
+    from .metrics import MetricSuite
 
     nranks = paddle.distributed.get_world_size()
     rank = paddle.distributed.get_rank()
     pp = postprocess_params(cfg, dataset, **(pp_overrides or {}))
-    evaluators = build_evaluators(dataset, label_divisor=pp["label_divisor"], void_label=pp["void_label"])
+    evaluators = MetricSuite(dataset, label_divisor=pp["label_divisor"], void_label=pp["void_label"])
     writer_pred = None
     if save_predictions:
         from ..evaluation.formats import PanopticPredictionWriter
@@ -105,14 +105,15 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
             gt_ids = read_panoptic_png(rec["label_path"])
             evaluators.update(
                 pred_panoptic=panoptic_np, pred_semantic=to_numpy(semantic), gt_segment_ids=gt_ids,
-                gt_segments_info=rec["segments_info"], sem_prob=sem_prob, center=center, record=rec)
+                gt_segments_info=rec["segments_info"], sem_prob=sem_prob, center=center, record=rec,
+                gt_semantic=sample["semantic"][:h, :w])
             if writer_pred is not None:
                 writer_pred.add(rec, panoptic_np)
             if writer is not None and len(vis) < num_vis:
-                vis.append((rec["image_path"], panoptic_np))
+                vis.append((rec["image_path"], to_numpy(semantic), panoptic_np))
             bar.step()
 
-    metrics = evaluators.evaluate()  # merges states over ranks
+    metrics = _jsonable(evaluators.evaluate())  # merges states over ranks
     n_done = _all_sum(len(indices))
     metrics["num_images"] = int(n_done)
     metrics["speed"] = {
@@ -124,6 +125,19 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
     if writer is not None:
         _write_vdl(writer, metrics, step or 0, vis, dataset)
     return metrics
+
+
+def _jsonable(obj):
+    """numpy scalars/arrays -> Python floats/lists; dict keys -> str (json keys are strings)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 def _sync():
@@ -150,14 +164,13 @@ def _write_vdl(writer, metrics, step, vis, dataset):
         if isinstance(res, dict) and "AP" in res:
             writer.add_scalar("Evaluate/AP_" + mode, 100.0 * float(res["AP"]), step)
             writer.add_scalar("Evaluate/AP50_" + mode, 100.0 * float(res["AP50"]), step)
-    try:
-        from ..utils.panoptic_io import read_image
-        from ..visualize import visualize_panel
-    except ImportError:
-        return
-    for i, (path, panoptic) in enumerate(vis):
-        img = read_image(path)
-        panel = visualize_panel(img, panoptic, dataset)
+    from ..utils.panoptic_io import read_image
+    from ..visualize.colors import class_palette
+    from ..visualize.panel import panoptic_panel
+
+    palette = class_palette(dataset.num_classes, getattr(dataset, "palette", None))
+    for i, (path, semantic, panoptic) in enumerate(vis):
+        panel = panoptic_panel(read_image(path), semantic, panoptic, palette, label_divisor=dataset.label_divisor)
         writer.add_image("Evaluate/visualization_{}".format(i), panel, step)
 
 
@@ -170,11 +183,13 @@ def format_metrics_table(metrics, class_names=None):
         lines.append("{:<14}|{:>8.2f}{:>8.2f}{:>8.2f}{:>6d}".format(g, 100 * r["pq"], 100 * r["sq"], 100 * r["rq"],
                                                                      int(r["n"])))
     lines.append("-" * 44)
-    for name, r in pan.get("per_class", {}).items():
-        lines.append("{:<14}|{:>8.2f}{:>8.2f}{:>8.2f}".format(str(name)[:14], 100 * r["pq"], 100 * r["sq"],
-                                                               100 * r["rq"]))
+    for cid, r in pan.get("per_class", {}).items():
+        if r.get("tp", 1) + r.get("fp", 0) + r.get("fn", 0) == 0:
+            continue  # class absent from ground truth and predictions: not counted (n)
+        lines.append("{:<14}|{:>8.2f}{:>8.2f}{:>8.2f}".format(str(r.get("name", cid))[:14], 100 * r["pq"],
+                                                               100 * r["sq"], 100 * r["rq"]))
     sem = metrics["semantic"]
-    lines.append("mIoU: {:.2f}  pixel acc: {:.2f}".format(100 * sem["mIoU"], 100 * sem.get("acc", float("nan"))))
+    lines.append("mIoU: {:.2f}  pixel acc: {:.2f}".format(100 * sem["mIoU"], 100 * sem.get("pixel_acc", float("nan"))))
     for mode, res in metrics.get("instance", {}).items():
         if isinstance(res, dict) and "AP" in res:
             lines.append("AP ({}): {:.2f}  AP50: {:.2f}".format(mode, 100 * res["AP"], 100 * res["AP50"]))

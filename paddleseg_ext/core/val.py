@@ -57,13 +57,13 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
         dict with `panoptic` (All/Things/Stuff/per_class PQ, SQ, RQ), `semantic` (mIoU, per-class IoU),
         `instance` (AP, AP50 for each score mode), `speed` (ms per image) and `num_images`.
     """
+    from ..evaluation import build_evaluators
     from ..postprocess import panoptic_postprocess
-    from .metrics import MetricSuite
 
     nranks = paddle.distributed.get_world_size()
     rank = paddle.distributed.get_rank()
     pp = postprocess_params(cfg, dataset, **(pp_overrides or {}))
-    evaluators = MetricSuite(dataset, label_divisor=pp["label_divisor"], void_label=pp["void_label"])
+    evaluators = build_evaluators(dataset, label_divisor=pp["label_divisor"], void_label=pp["void_label"])
     writer_pred = None
     if save_predictions:
         from ..evaluation.formats import PanopticPredictionWriter
@@ -105,8 +105,7 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
             gt_ids = read_panoptic_png(rec["label_path"])
             evaluators.update(
                 pred_panoptic=panoptic_np, pred_semantic=to_numpy(semantic), gt_segment_ids=gt_ids,
-                gt_segments_info=rec["segments_info"], sem_prob=sem_prob, center=center, record=rec,
-                gt_semantic=sample["semantic"][:h, :w])
+                gt_segments_info=rec["segments_info"], sem_prob=sem_prob, center=center, record=rec)
             if writer_pred is not None:
                 writer_pred.add(rec, panoptic_np)
             if writer is not None and len(vis) < num_vis:
@@ -189,7 +188,7 @@ def format_metrics_table(metrics, class_names=None):
         lines.append("{:<14}|{:>8.2f}{:>8.2f}{:>8.2f}".format(str(r.get("name", cid))[:14], 100 * r["pq"],
                                                                100 * r["sq"], 100 * r["rq"]))
     sem = metrics["semantic"]
-    lines.append("mIoU: {:.2f}  pixel acc: {:.2f}".format(100 * sem["mIoU"], 100 * sem.get("pixel_acc", float("nan"))))
+    lines.append("mIoU: {:.2f}  pixel acc: {:.2f}".format(100 * sem["mIoU"], 100 * sem.get("acc", float("nan"))))
     for mode, res in metrics.get("instance", {}).items():
         if isinstance(res, dict) and "AP" in res:
             lines.append("AP ({}): {:.2f}  AP50: {:.2f}".format(mode, 100 * res["AP"], 100 * res["AP50"]))

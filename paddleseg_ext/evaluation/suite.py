@@ -1,0 +1,181 @@
+"""All metrics of a Panoptic-DeepLab evaluation in one object: PQ, mIoU and instance AP per score mode.
+
+Used by the validation loop (`core/val.py`): `build_evaluators(dataset, ...)`, then per image
+`update(...)`, then `evaluate()` (which merges the statistics of all ranks).
+"""
+import os
+
+import numpy as np
+
+from .distributed import all_gather_objects
+from .instance_ap import CityscapesInstanceEvaluator, CocoInstanceEvaluator
+from .panoptic_quality import PanopticEvaluator, index_segment_map
+from .semantic_iou import SemanticEvaluator
+
+#: instance confidence modes of the post-processing's `instance_scores`
+SCORE_MODES = ("semantic", "semantic_x_instance")
+
+
+def _to_numpy(x):
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def _json_ready(x):
+    """numpy arrays/scalars -> lists/floats so that results can be written as json."""
+    if isinstance(x, dict):
+        return {k: _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def cityscapes_instance_gt_path(image_path):
+    """leftImg8bit/<split>/<city>/<name>_leftImg8bit.png -> gtFine/<split>/<city>/<name>_gtFine_instanceIds.png"""
+    city_dir, fname = os.path.split(image_path)
+    split_dir, city = os.path.split(city_dir)
+    root = os.path.dirname(os.path.dirname(split_dir))
+    return os.path.join(root, "gtFine", os.path.basename(split_dir), city,
+                        fname.replace("_leftImg8bit", "_gtFine_instanceIds"))
+
+
+class PanopticDeepLabEvaluators:
+    """PQ (cityscapesscripts rules), semantic mIoU and instance AP for one dataset.
+
+    num_classes, thing_ids, class_names, ignore_index: the dataset's train-id space;
+    instance_metric: 'cityscapes' (official instance AP, train ids mapped to label ids),
+    'coco' (pycocotools mask AP) or None.
+    """
+
+    def __init__(self, num_classes, thing_ids, class_names=None, ignore_index=255, label_divisor=1000,
+                 void_label=255000, instance_metric="cityscapes"):
+        self.num_classes = int(num_classes)
+        self.thing_ids = [int(t) for t in thing_ids]
+        names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
+        self.categories = [{"id": i, "name": names[i], "isthing": int(i in self.thing_ids)}
+                           for i in range(self.num_classes)]
+        self.ignore_index = int(ignore_index)
+        self.label_divisor = int(label_divisor)
+        self.void_label = int(void_label)
+        self.instance_metric = instance_metric
+        self.panoptic = PanopticEvaluator(self.categories, label_divisor, void_label)
+        self.semantic = SemanticEvaluator(self.num_classes, ignore_index, names)
+        if instance_metric == "cityscapes":
+            from ..datasets.cityscapes_meta import TRAIN_ID_TO_LABEL_ID
+
+            self._label_id_of_class = TRAIN_ID_TO_LABEL_ID
+            self.instance = {m: CityscapesInstanceEvaluator(class_ids_are_train_ids=True) for m in SCORE_MODES}
+        elif instance_metric == "coco":
+            self.instance = {m: CocoInstanceEvaluator(self.thing_ids) for m in SCORE_MODES}
+        else:
+            self.instance = {}
+
+    def _gt_semantic_and_instances(self, gt_ids, gt_segments_info):
+        """GT train-id map (ignore on void) and Cityscapes-style instance-id map from the panoptic GT."""
+        ids = np.array([int(s["id"]) for s in gt_segments_info], dtype=np.int64)
+        cats = np.array([int(s["category_id"]) for s in gt_segments_info], dtype=np.int64)
+        index = index_segment_map(gt_ids, ids, 0)
+        lut = np.concatenate([[self.ignore_index], cats, [self.ignore_index]])
+        semantic = lut[index].reshape(gt_ids.shape)
+        if self.instance_metric != "cityscapes":
+            return semantic, None
+        # label id for stuff and crowd ("group") segments, label id * 1000 + k for thing instances
+        label = np.array([self._label_id_of_class.get(int(c), 0) for c in cats], dtype=np.int64)
+        crowd = np.array([int(s.get("iscrowd", 0)) == 1 for s in gt_segments_info], dtype=bool)
+        thing = np.isin(cats, self.thing_ids) & ~crowd
+        k = np.arange(1, ids.size + 1)
+        value = np.where(thing, label * 1000 + k, label)
+        inst = np.concatenate([[0], value, [0]])[index].reshape(gt_ids.shape)
+        return semantic, inst
+
+    def update(self, pred_panoptic, pred_semantic, gt_segment_ids, gt_segments_info, sem_prob=None, center=None,
+               record=None):
+        """Add one image.
+
+        pred_panoptic: [H, W] int (class * label_divisor + instance, void_label on void);
+        pred_semantic: [H, W] int train ids; gt_segment_ids: [H, W] int (rgb2id of the GT PNG);
+        gt_segments_info: its JSON list (category ids are train ids); sem_prob [C, H, W] and
+        center [1, H, W] (numpy or paddle) give the instance scores for AP (skipped when None);
+        record: the dataset record (its ``image_id`` names the image for COCO).
+        """
+        pan = _to_numpy(pred_panoptic).astype(np.int64, copy=False)
+        gt_ids = _to_numpy(gt_segment_ids)
+        self.panoptic.update(pan, gt_ids, gt_segments_info)
+        gt_semantic, gt_inst = self._gt_semantic_and_instances(gt_ids, gt_segments_info)
+        self.semantic.update(_to_numpy(pred_semantic), gt_semantic)
+        if not self.instance or sem_prob is None or center is None:
+            return
+        from ..postprocess.post_processing import instance_scores
+
+        scores = instance_scores(pan, _to_numpy(sem_prob), _to_numpy(center), self.thing_ids,
+                                 label_divisor=self.label_divisor, void_label=self.void_label)
+        inst_ids = np.asarray(scores["ids"], dtype=np.int64)
+        classes = np.asarray(scores["classes"], dtype=np.int64)
+        if inst_ids.size:
+            pos = np.searchsorted(inst_ids, pan)
+            hit = inst_ids[np.minimum(pos, inst_ids.size - 1)] == pan
+            index_map = np.where(hit, pos + 1, 0)
+        else:  # no predicted instance
+            index_map = np.zeros(pan.shape, dtype=np.int64)
+        if self.instance_metric == "cityscapes" and record and "image_path" in record:
+            # the official instanceIds PNG keeps what the panoptic GT dropped (caravan, trailer as ignore)
+            official = cityscapes_instance_gt_path(record["image_path"])
+            if os.path.isfile(official):
+                from ..utils.panoptic_io import read_panoptic_png
+
+                gt_inst = read_panoptic_png(official)
+        for mode, ev in self.instance.items():
+            s = np.asarray(scores["score_" + mode], dtype=np.float64)
+            if isinstance(ev, CityscapesInstanceEvaluator):
+                ev.update(classes, index_map, s, gt_inst)
+            else:
+                image_id = record["image_id"] if record and "image_id" in record else len(ev.state()["images"])
+                ev.update(image_id, classes, index_map, s, gt_ids, gt_segments_info)
+
+    def evaluate(self):
+        """Merge all ranks and return ``{'panoptic', 'semantic', 'instance': {mode: {'AP', 'AP50', ...}}}``.
+
+        Every value is json-ready (lists and floats; NaN where a metric is undefined).
+        """
+        self.panoptic.all_reduce()
+        self.semantic.all_reduce()
+        for ev in self.instance.values():
+            ev.all_gather()
+        sem = self.semantic.evaluate()
+        out = {"panoptic": self.panoptic.evaluate(detailed=True),
+               "semantic": {"mIoU": sem["mIoU"], "acc": sem["pixel_acc"], "mean_acc": sem["mean_acc"],
+                            "IoU": sem["IoU"], "per_class": sem["per_class"]},
+               "instance": {}}
+        for mode, ev in self.instance.items():
+            r = ev.evaluate()
+            r.pop("ap_matrix", None)
+            out["instance"][mode] = r
+        return _json_ready(out)
+
+
+def build_evaluators(dataset, label_divisor=None, void_label=None):
+    """`PanopticDeepLabEvaluators` for a CityscapesPanoptic / CocoPanoptic-like dataset.
+
+    Reads ``num_classes``, ``thing_ids``, ``class_names``, ``ignore_index``, ``label_divisor`` from the
+    dataset; COCO-style datasets (with ``train_id_to_category_id``) get COCO mask AP, the others
+    the Cityscapes instance AP.
+    """
+    label_divisor = int(label_divisor if label_divisor is not None else getattr(dataset, "label_divisor", 1000))
+    ignore_index = int(getattr(dataset, "ignore_index", getattr(dataset, "IGNORE_INDEX", 255)))
+    if void_label is None:
+        void_label = ignore_index * label_divisor
+    metric = "coco" if hasattr(dataset, "train_id_to_category_id") else "cityscapes"
+    return PanopticDeepLabEvaluators(
+        num_classes=getattr(dataset, "num_classes", None) or dataset.NUM_CLASSES,
+        thing_ids=dataset.thing_ids, class_names=getattr(dataset, "class_names", None), ignore_index=ignore_index,
+        label_divisor=label_divisor, void_label=void_label, instance_metric=metric)
+
+
+def gather_annotations(annotations):
+    """Prediction-json annotations of all ranks, in rank order."""
+    return [a for part in all_gather_objects(list(annotations)) for a in part]

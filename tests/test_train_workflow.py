@@ -105,8 +105,8 @@ def test_visualdl_scalars_read_back(workdir, tmp_path):
     from visualdl import LogReader
 
     save = str(tmp_path / "vdl")
-    rc, out = _run(_train_cmd(save, "--iters", "4", "--log_iters", "2", "--save_interval", "4", "--use_vdl"),
-                   workdir)
+    rc, out = _run(_train_cmd(save, "--iters", "4", "--log_iters", "2", "--save_interval", "4", "--use_vdl",
+                              "--do_eval"), workdir)
     assert rc == 0, out
     logdir = os.path.join(save, "vdl_log")
     files = [f for f in os.listdir(logdir) if f.startswith("vdlrecords")]
@@ -116,6 +116,14 @@ def test_visualdl_scalars_read_back(workdir, tmp_path):
     scalars = set(tags.get("scalar", []))
     for tag in ("Train/loss", "Train/loss_semantic", "Train/loss_center", "Train/loss_offset", "Train/lr"):
         assert tag in scalars, (tag, scalars)
+    for tag in ("Evaluate/PQ", "Evaluate/SQ", "Evaluate/RQ", "Evaluate/PQ_things", "Evaluate/PQ_stuff",
+                "Evaluate/mIoU", "Evaluate/AP_semantic", "Evaluate/AP50_semantic_x_instance"):
+        assert tag in scalars, (tag, scalars)
+    pq = [r.value for r in reader.get_data("scalar", "Evaluate/PQ")]
+    printed_pq = float(re.search(r"\[EVAL\] iter 4: PQ ([0-9.]+)", out).group(1))
+    assert len(pq) == 1 and abs(pq[0] - printed_pq) < 0.01
+    images = set(tags.get("image", []))
+    assert "Evaluate/visualization_0" in images, tags
     steps = [r.id for r in reader.get_data("scalar", "Train/loss")]
     assert steps == [2, 4]
     printed = _losses(out)

@@ -273,6 +273,8 @@ def set_device(device):
 
 def parse_scales(text):
     try:
+        if isinstance(text, (list, tuple)):
+            text = " ".join(str(t) for t in text)
         scales = [float(s) for s in str(text).replace(",", " ").split()]
     except ValueError:
         raise UserInputError("--scales must be numbers, got {!r}".format(text))
@@ -292,7 +294,8 @@ def build_arg_parser():
                    help="an image, a folder (searched recursively) or a .txt file listing image paths")
     p.add_argument("--save_dir", default="./output/result", help="output folder")
     p.add_argument("--aug_pred", action="store_true", help="multi-scale / flip test-time augmentation")
-    p.add_argument("--scales", default="1.0", help="scales for --aug_pred, e.g. '0.75 1.0 1.25'")
+    p.add_argument("--scales", nargs="+", default=["1.0"],
+                   help="scales for --aug_pred, e.g. --scales 0.75 1.0 1.25 (as val.py)")
     p.add_argument("--flip_horizontal", action="store_true", help="with --aug_pred: also predict the mirrored image")
     p.add_argument("--threshold", type=float, default=None, help="centre score threshold (config postprocess)")
     p.add_argument("--nms_kernel", type=int, default=None, help="centre max-pool NMS kernel, odd (config postprocess)")

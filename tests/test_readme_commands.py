@@ -1,0 +1,273 @@
+"""The README's commands work: every shell command of README.md that runs on the demo data is executed.
+
+How commands are found: every fenced ```bash / ```shell / ```sh block of README.md, in order; lines ending
+in a backslash are joined and `#` comments dropped. A block runs from `contrib/PanopticDeepLab/` unless its
+first line is the comment `# repository root` (then from the repository root); `cd DIR` inside a block
+changes the folder for the rest of that block, `export NAME=VALUE` sets a variable for all later commands
+(except `CUDA_VISIBLE_DEVICES`, which only GPU examples set) and `source ...` is ignored (the test uses
+its own interpreter).
+
+Which commands run (rules applied in this order):
+1. skipped: `bash run_demo.sh` / `bash run_tests.sh` (installs and trains for minutes, or would run this
+   suite recursively; the lead times them);
+2. skipped: installing or downloading (`pip`, `python -m pip`, `python3 -m venv`, `wget`, `curl`, `git`,
+   `mkdir` of a download folder);
+3. skipped: `visualdl` (starts a web server);
+4. skipped: commands for real data, downloaded weights or GPUs: they mention `data/cityscapes`,
+   `data/coco`, `pretrained/`, a config other than `panoptic_deeplab_demo_cpu.yml`, `--device gpu`, or
+   launch's multi-GPU / multi-machine flags (`--gpus`, `--devices`, `--ips`, `--master`, `--nnodes`);
+5. run: `--help` of any script;
+6. run: `tools/benchmark.py` when every size it is given is at most 512 pixels (otherwise skipped as a
+   full-size benchmark);
+7. run: commands on the demo data (they mention `demo_cityscapes`, `panoptic_deeplab_demo_cpu.yml` or
+   `make_demo_dataset`);
+8. anything else fails the test: a new README command must be covered by one of the rules above.
+
+How they run: in a scratch copy of the project layout (links to `configs/`, `tools/`, `deploy/`,
+`paddleseg_ext/` and the `contrib/PanopticDeepLab/*.py` scripts, plus a copy of the generated demo
+dataset in `contrib/PanopticDeepLab/data/demo_cityscapes`), with `python` replaced by this interpreter.
+Training is shortened: the first `train.py` command of a `--save_dir` gets `--iters 4`, each later one
+(a resume) 2 more, `--save_interval` becomes 2, and the checkpoint folder of the demo config's full
+length (`iter_<iters>`) becomes `iter_4`. Each command must exit with status 0.
+"""
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+README_CN = os.path.join(ROOT, "README_CN.md")
+CONTRIB = os.path.join("contrib", "PanopticDeepLab")
+DEMO_CONFIG = "panoptic_deeplab_demo_cpu.yml"
+SCRIPTS = ("train.py", "val.py", "predict.py", "export.py")
+
+FIRST_ITERS = 4
+RESUME_EXTRA_ITERS = 2
+SAVE_INTERVAL = 2
+MAX_BENCHMARK_SIZE = 512
+COMMAND_TIMEOUT_S = 300
+
+ROOT_MARKER = "# repository root"
+GPU_OR_CLUSTER_FLAGS = ("--gpus", "--devices", "--ips", "--master", "--nnodes")
+REAL_DATA = ("data/cityscapes", "data/coco", "pretrained/")
+DEMO_MARKERS = ("demo_cityscapes", DEMO_CONFIG, "make_demo_dataset")
+
+
+def shell_blocks(path):
+    """The ```bash/```shell/```sh blocks of a markdown file: list of lists of raw lines."""
+    blocks, current = [], None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            stripped = line.strip()
+            if current is None:
+                if re.fullmatch(r"```(bash|shell|sh)", stripped):
+                    current = []
+            elif stripped == "```":
+                blocks.append(current)
+                current = None
+            else:
+                current.append(line.rstrip("\n"))
+    return blocks
+
+
+def block_commands(lines):
+    """Join continuation lines and split into token lists (comments dropped)."""
+    joined, buf = [], ""
+    for line in lines:
+        if line.rstrip().endswith("\\"):
+            buf += line.rstrip()[:-1] + " "
+            continue
+        joined.append(buf + line)
+        buf = ""
+    if buf:
+        joined.append(buf)
+    return [tokens for tokens in (shlex.split(text, comments=True) for text in joined) if tokens]
+
+
+def readme_commands(path=README):
+    """Every command of the README as a dict: tokens, cwd (relative to the root), block index, text."""
+    out = []
+    for b, lines in enumerate(shell_blocks(path)):
+        cwd = "." if lines and lines[0].strip() == ROOT_MARKER else CONTRIB
+        for tokens in block_commands(lines):
+            out.append({"tokens": tokens, "cwd": cwd, "block": b, "text": " ".join(tokens)})
+            if tokens[0] == "cd" and len(tokens) == 2:
+                cwd = os.path.normpath(os.path.join(cwd, tokens[1]))
+    return out
+
+
+def _program(tokens):
+    return os.path.basename(tokens[0])
+
+
+def _is_python(tokens):
+    return re.fullmatch(r"python(3(\.\d+)?)?", _program(tokens)) is not None
+
+
+def _benchmark_sizes(tokens):
+    """All pixel sizes given to tools/benchmark.py (--height/--width values and HxW lists)."""
+    sizes = []
+    for i, t in enumerate(tokens[:-1]):
+        if t in ("--height", "--width"):
+            sizes.append(int(tokens[i + 1]))
+        elif t in ("--size", "--sizes"):
+            sizes += [int(v) for v in re.split(r"[x,]", tokens[i + 1]) if v]
+    return sizes
+
+
+def classify(tokens):
+    """('state' | 'run' | 'skip' | 'unknown', reason) for one README command (rules of the module doc)."""
+    text = " ".join(tokens)
+    prog = _program(tokens)
+    if prog in ("cd", "export", "source"):
+        return "state", prog
+    if prog == "bash" and any(t.endswith(("run_demo.sh", "run_tests.sh")) for t in tokens):
+        return "skip", "rule 1: the quick-start scripts install and train for minutes (timed by the lead)"
+    if prog in ("pip", "pip3", "wget", "curl", "git", "mkdir") or ("-m" in tokens and (
+            "pip" in tokens or "venv" in tokens)):
+        return "skip", "rule 2: installs or downloads"
+    if prog == "visualdl":
+        return "skip", "rule 3: starts a web server"
+    configs = [t for t in tokens if t.endswith((".yml", ".yaml"))]
+    if (any(r in text for r in REAL_DATA) or any(os.path.basename(c) != DEMO_CONFIG for c in configs)
+            or "gpu" in [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--device"]
+            or any(t.split("=")[0] in GPU_OR_CLUSTER_FLAGS for t in tokens)):
+        return "skip", "rule 4: needs real Cityscapes/COCO data, downloaded weights or GPUs"
+    if "--help" in tokens or "-h" in tokens:
+        return "run", "rule 5: --help"
+    if any(t.endswith("tools/benchmark.py") for t in tokens):
+        sizes = _benchmark_sizes(tokens)
+        if sizes and max(sizes) <= MAX_BENCHMARK_SIZE:
+            return "run", "rule 6: small benchmark"
+        return "skip", "rule 6: full-size benchmark"
+    if any(m in text for m in DEMO_MARKERS):
+        return "run", "rule 7: demo data"
+    return "unknown", "no rule covers this command; extend the rules in tests/test_readme_commands.py"
+
+
+def _demo_config_iters():
+    with open(os.path.join(ROOT, "configs", "panoptic_deeplab", DEMO_CONFIG)) as f:
+        return int(yaml.safe_load(f)["iters"])
+
+
+def _set_option(tokens, name, value):
+    """Replace the value of `name` in tokens, or append `name value`."""
+    tokens = list(tokens)
+    if name in tokens:
+        tokens[tokens.index(name) + 1] = str(value)
+    else:
+        tokens += [name, str(value)]
+    return tokens
+
+
+def _option(tokens, name, default=None):
+    return tokens[tokens.index(name) + 1] if name in tokens[:-1] else default
+
+
+class Runner:
+    """Runs README commands in a scratch copy of the project layout, keeping state between them."""
+
+    def __init__(self, workspace):
+        self.workspace = workspace
+        self.env = dict(os.environ)
+        bindir = os.path.dirname(sys.executable)
+        self.env["PATH"] = bindir + os.pathsep + self.env.get("PATH", "")
+        self.env.setdefault("OMP_NUM_THREADS", "1")
+        self.env.pop("CUDA_VISIBLE_DEVICES", None)
+        self.trainings = {}  # save_dir -> iterations reached
+        self.full_iters = _demo_config_iters()
+
+    def rewrite(self, tokens):
+        tokens = [sys.executable if _is_python(tokens[:1]) and i == 0 else t for i, t in enumerate(tokens)]
+        if any(os.path.basename(t) == "train.py" for t in tokens):
+            save_dir = os.path.normpath(_option(tokens, "--save_dir", "./output"))
+            done = self.trainings.get(save_dir)
+            iters = FIRST_ITERS if done is None else done + RESUME_EXTRA_ITERS
+            self.trainings[save_dir] = iters
+            tokens = _set_option(tokens, "--iters", iters)
+            tokens = _set_option(tokens, "--save_interval", SAVE_INTERVAL)
+        pattern = re.compile(r"\biter_{}\b".format(self.full_iters))
+        return [pattern.sub("iter_{}".format(FIRST_ITERS), t) for t in tokens]
+
+    def export(self, tokens):
+        for assignment in tokens[1:]:
+            name, _, value = assignment.partition("=")
+            if name != "CUDA_VISIBLE_DEVICES":
+                self.env[name] = value
+
+    def run(self, command):
+        tokens = self.rewrite(command["tokens"])
+        cwd = os.path.join(self.workspace, command["cwd"])
+        proc = subprocess.run(tokens, cwd=cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=COMMAND_TIMEOUT_S)
+        return tokens, proc.returncode, proc.stdout.decode("utf-8", "replace")
+
+
+COMMANDS = readme_commands() if os.path.isfile(README) else []
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, demo_root):
+    """A scratch project: links to the code, a copy of the demo dataset; shared by the README commands."""
+    ws = str(tmp_path_factory.mktemp("readme_ws"))
+    for name in ("configs", "tools", "deploy", "paddleseg_ext"):
+        os.symlink(os.path.join(ROOT, name), os.path.join(ws, name))
+    contrib = os.path.join(ws, CONTRIB)
+    os.makedirs(os.path.join(contrib, "data"))
+    for script in SCRIPTS:
+        os.symlink(os.path.join(ROOT, CONTRIB, script), os.path.join(contrib, script))
+    os.symlink(os.path.join("..", "..", "configs"), os.path.join(contrib, "configs"))
+    shutil.copytree(demo_root, os.path.join(contrib, "data", "demo_cityscapes"))
+    return Runner(ws)
+
+
+def test_readme_opens_with_the_two_setup_commands():
+    blocks = shell_blocks(README)
+    assert blocks, "README.md has no shell code block"
+    assert [c["text"] for c in readme_commands() if c["block"] == 0] == ["bash run_demo.sh", "bash run_tests.sh"]
+    with open(README, encoding="utf-8") as f:
+        head = f.read().split("```", 1)[0]
+    # title and one paragraph (plus the language link and the section heading) before the commands
+    assert head.count("\n# ") + head.startswith("# ") == 1
+
+
+def test_readme_cn_has_the_same_commands():
+    assert os.path.isfile(README_CN), "README_CN.md is missing"
+    assert [c["text"] for c in readme_commands(README_CN)] == [c["text"] for c in COMMANDS]
+
+
+def test_every_readme_command_is_covered_by_a_rule():
+    unknown = [c["text"] for c in COMMANDS if classify(c["tokens"])[0] == "unknown"]
+    assert not unknown, "README commands not covered by the rules: {}".format(unknown)
+
+
+def test_configs_named_in_readme_exist():
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    names = set(re.findall(r"panoptic_deeplab_[A-Za-z0-9_]+\.yml", text))
+    assert DEMO_CONFIG in names
+    missing = [n for n in sorted(names) if not os.path.isfile(os.path.join(ROOT, "configs", "panoptic_deeplab", n))]
+    assert not missing, "configs named in README.md but missing: {}".format(missing)
+
+
+@pytest.mark.parametrize("index", range(len(COMMANDS)),
+                         ids=["{:02d}:{}".format(i, c["text"][:60]) for i, c in enumerate(COMMANDS)])
+def test_readme_command(index, runner):
+    command = COMMANDS[index]
+    kind, reason = classify(command["tokens"])
+    if kind == "state":
+        if command["tokens"][0] == "export":
+            runner.export(command["tokens"])
+        return
+    if kind == "skip":
+        pytest.skip(reason)
+    assert kind == "run", reason
+    tokens, rc, output = runner.run(command)
+    assert rc == 0, "README command failed (exit {}), run as:\n  (cd {}; {})\n--- output (tail) ---\n{}".format(
+        rc, command["cwd"], " ".join(shlex.quote(t) for t in tokens), output[-6000:])

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import paddleseg_ext.postprocess.panoptic_ops as ops
 import paddleseg_ext.postprocess.post_processing as pp
 from paddleseg_ext.postprocess import (find_instance_centers, instance_scores, panoptic_postprocess,
                                        semantic_from_logits)
@@ -225,7 +226,7 @@ def test_grouping_in_many_blocks_gives_same_result(monkeypatch):
     heat = rng.random((40, 50)).astype(np.float32)
     off = rng.normal(0, 5, size=(2, 40, 50)).astype(np.float32)
     ref, _ = panoptic_postprocess(sem, heat, off, [2, 3], nms_kernel=3, stuff_area=5)
-    monkeypatch.setattr(pp, "_GROUP_BLOCK", 37)  # blocks of a pixel or two
+    monkeypatch.setattr(ops, "GROUP_BLOCK", 37)  # blocks of a pixel or two
     pan, centers = panoptic_postprocess(sem, heat, off, [2, 3], nms_kernel=3, stuff_area=5)
     assert centers.shape[0] > 37
     np.testing.assert_array_equal(pan, ref)

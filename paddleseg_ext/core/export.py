@@ -2,8 +2,9 @@
 
 ``paddle.jit.to_static`` + ``paddle.jit.save`` trace `PanopticInferenceModel`: the network, the crop
 of the padded input back to the image, the semantic argmax and the whole panoptic post-processing
-(`PanopticPostprocess`, written with graph-friendly ops only: data-dependent sizes such as the number
-of centres become dynamic dimensions; no Python control flow depends on tensor values).
+(`paddleseg_ext.postprocess.PanopticPostprocess`: the same `panoptic_ops` steps that predict.py's
+`panoptic_postprocess` runs eagerly, traced; data-dependent sizes such as the number of centres
+become dynamic dimensions and the grouping's block loop a while op).
 
 Written to `save_dir`: the model (``model.json`` with Paddle 3's PIR, ``model.pdmodel`` with the old
 program format) + ``model.pdiparams``, and ``deploy.yaml`` (preprocessing, input/output names,
@@ -22,113 +23,11 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ..postprocess import PanopticPostprocess
 from ..utils import UserInputError
 
 INPUT_NAMES = ("x", "ori_hw")
 OUTPUT_NAMES = ("panoptic", "semantic", "center", "offset")
-# Distance of the extra centre that keeps `argmin` defined when no centre is found.
-_FAR_AWAY = 1e8
-
-
-class PanopticPostprocess(nn.Layer):
-    """Panoptic-DeepLab post-processing with traceable ops, giving exactly what
-    `paddleseg_ext.postprocess.panoptic_postprocess` gives (same rules, same tie-breaking):
-
-    1. centres: positions above max(`threshold`, 0) equal to their `nms_kernel` window maximum; with
-       more than `top_k`, the `top_k` highest (ties: lower raster index); kept in raster order;
-    2. every thing pixel joins the centre nearest to ``(y, x) + offset`` (exact float64 distances,
-       ties: lower centre index);
-    3. each instance takes the majority thing class of its pixels (ties: smaller class id) and is
-       numbered from 1 per class in centre order; stuff classes with fewer than `stuff_area` pixels
-       and thing pixels without any centre become `void_label`.
-
-    Sizes that depend on the data (number of centres, of thing pixels) are dynamic dimensions; no
-    Python control flow depends on tensor values, so `paddle.jit.to_static` traces it whole.
-
-    forward(semantic int [H, W], center float32 [1, H, W], offset float32 [2, H, W]) ->
-    (panoptic int64 [H, W], centers int64 [K, 2] (y, x)).
-    """
-
-    def __init__(self, num_classes, thing_ids, label_divisor=1000, void_label=255 * 1000, threshold=0.1,
-                 nms_kernel=7, top_k=200, stuff_area=2048):
-        super().__init__()
-        if nms_kernel < 1 or nms_kernel % 2 == 0:
-            raise UserInputError("nms_kernel must be a positive odd number, got {}".format(nms_kernel))
-        if top_k < 1:
-            raise UserInputError("top_k must be >= 1, got {}".format(top_k))
-        bad = [t for t in thing_ids if not 0 <= int(t) < num_classes]
-        if bad:
-            raise UserInputError("thing ids {} out of range for num_classes={}".format(bad, num_classes))
-        is_thing = np.zeros([num_classes], dtype="int64")
-        is_thing[[int(t) for t in thing_ids]] = 1
-        self.register_buffer("is_thing", paddle.to_tensor(is_thing), persistable=True)
-        self.num_classes = int(num_classes)
-        self.label_divisor = int(label_divisor)
-        self.void_label = int(void_label)
-        self.threshold = max(float(threshold), 0.0)
-        self.nms_kernel = int(nms_kernel)
-        self.top_k = int(top_k)
-        self.stuff_area = int(stuff_area)
-
-    def find_centers(self, center):
-        """[1, H, W] heatmap -> int64 [K, 2] (y, x) centres in raster order."""
-        width = paddle.shape(center)[2].astype("int64")
-        heat = center.unsqueeze(0)
-        pooled = F.max_pool2d(heat, self.nms_kernel, stride=1, padding=self.nms_kernel // 2)
-        keep = paddle.logical_and(heat == pooled, heat > self.threshold).flatten()
-        pos = paddle.nonzero(keep).flatten()
-        scores = paddle.gather(heat.flatten(), pos)
-        # the top_k highest (a slice past the end is harmless), stable so ties keep raster order
-        best = paddle.argsort(-scores, stable=True)[:self.top_k]
-        pos = paddle.gather(pos, paddle.sort(best))
-        return paddle.stack([pos // width, pos % width], axis=1)
-
-    def assign_instances(self, centers, offset, pix, width):
-        """Index (0..K-1) of the centre nearest to where each pixel in `pix` points; K when K = 0."""
-        qy = (pix // width).astype("float32") + paddle.gather(offset[0].flatten(), pix)
-        qx = (pix % width).astype("float32") + paddle.gather(offset[1].flatten(), pix)
-        # A far-away extra centre keeps argmin defined when there is none (it never wins otherwise).
-        c = paddle.concat([centers.astype("float64"), paddle.full([1, 2], _FAR_AWAY, dtype="float64")], axis=0)
-        cy, cx = c[:, 0], c[:, 1]
-        # |q - c|^2 - |q|^2 = |c|^2 - 2 q.c, exact in float64 (integer c, float32 q): same argmin, same ties
-        cmat = paddle.stack([-2.0 * cy, -2.0 * cx, cy * cy + cx * cx], axis=0)  # [3, K+1]
-        qy, qx = qy.astype("float64"), qx.astype("float64")
-        q = paddle.stack([qy, qx, paddle.ones_like(qy)], axis=1)  # [P, 3]
-        return paddle.argmin(paddle.matmul(q, cmat), axis=1)
-
-    def forward(self, semantic, center, offset):
-        C = self.num_classes
-        hw = paddle.shape(semantic)
-        width = hw[1].astype("int64")
-        sem = semantic.flatten().astype("int64")
-        centers = self.find_centers(center)
-        num = paddle.shape(centers)[0].astype("int64")
-
-        thing = paddle.gather(self.is_thing, sem) > 0
-        pix = paddle.nonzero(thing).flatten()
-        nearest = self.assign_instances(centers, offset, pix, width)  # [P] in 0..K
-
-        # majority vote over (instance, class) pairs; row K (no centre) is never used
-        votes = paddle.bincount(nearest * C + paddle.gather(sem, pix), minlength=(num + 1) * C).reshape([-1, C])
-        # count * C + (C - 1 - class) is unique per row and orders like (count, -class)
-        tie_break = paddle.arange(C - 1, -1, -1, dtype="int64")
-        winner = paddle.argmax(votes * C + tie_break, axis=1)
-        has_pixels = votes.sum(axis=1) > 0
-        # per-class running count over instances in centre order = instance number within its class
-        won = F.one_hot(winner, C).astype("int64") * has_pixels.astype("int64").unsqueeze(1)
-        number = paddle.take_along_axis(paddle.cumsum(won, axis=0), winner.unsqueeze(1), axis=1).flatten()
-        instance_label = winner * self.label_divisor + number
-        instance_label = paddle.where(paddle.arange(num + 1) < num, instance_label,
-                                      paddle.full_like(instance_label, self.void_label))
-
-        # stuff classes large enough keep their class, everything else starts as void
-        area = paddle.bincount(sem, minlength=C)[:C]
-        class_label = paddle.where(paddle.logical_or(self.is_thing > 0, area < self.stuff_area),
-                                   paddle.full([C], self.void_label, dtype="int64"),
-                                   paddle.arange(C, dtype="int64") * self.label_divisor)
-        panoptic = paddle.gather(class_label, sem)
-        panoptic = paddle.scatter(panoptic, pix, paddle.gather(instance_label, nearest), overwrite=True)
-        return panoptic.reshape(hw), centers
 
 
 class PanopticInferenceModel(nn.Layer):

@@ -4,29 +4,29 @@ Three steps: (1) centre NMS on the centre heatmap, (2) every 'thing' pixel goes 
 nearest to where its offset points, (3) each instance takes the majority thing class of its
 pixels and stuff classes are pasted where their total area is large enough.
 
-Everything runs as Paddle ops on the device of the inputs (numpy inputs run on Paddle's current
-device and come back as numpy). No Python loop over instances or classes; the only loop is over
-blocks of thing pixels in the grouping step, which bounds its memory (see `_GROUP_BLOCK`).
+This file is the eager front end: it checks and converts the inputs, sizes the class tables
+from the data and runs the steps of `panoptic_ops`, the same functions the exported inference
+model traces (`PanopticPostprocess`), so both give the same maps by construction. Everything runs
+as Paddle ops on the device of the inputs (numpy inputs run on Paddle's current device and come
+back as numpy). No Python loop over instances or classes; the only loop is over blocks of thing
+pixels in the grouping step, which bounds its memory (see `panoptic_ops.GROUP_BLOCK`).
 
 Differences from the PyTorch reference (bowenc0221/panoptic-deeplab), all deliberate:
 - top_k: the reference keeps the centres *strictly above* the k-th score once there are at least
   k of them, so it keeps k-1 centres when exactly k are found and drops ties at the boundary.
   Here the k highest are kept only when more than k are found (ties: lower raster index first).
-- grouping distances are exact (see `_nearest_center`) where the reference rounds them in
-  float32; the two can differ only for a pixel pointing within float32 rounding of a Voronoi
-  boundary between two centres.
+- grouping distances are exact (see `panoptic_ops.nearest_center`) where the reference rounds
+  them in float32; the two can differ only for a pixel pointing within float32 rounding of a
+  Voronoi boundary between two centres.
 """
 import contextlib
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from ..utils import UserInputError
+from . import panoptic_ops
 
-# Thing pixels x centres per block of the grouping matmul: 2^21 float64 scores = 16 MB, i.e.
-# grouping needs at most one such block beyond a few per-thing-pixel vectors, whatever K is.
-_GROUP_BLOCK = 1 << 21
 # Class ids are counted with a bincount of length max(class) + 1; refuse absurd ids early.
 _MAX_CLASS_ID = 1 << 20
 # instance_scores counts ids through a table over 0..max(panoptic) up to this size (class 255 at
@@ -105,6 +105,16 @@ def _check_int_dtype(t, name):
                              "(use semantic_from_logits for logits)".format(name, t.dtype))
 
 
+def _input(x, name, ndim, expected, dtype):
+    """`x` as a tensor of `ndim` axes (leading size-1 axes dropped); dtype "int" checks for an
+    integer map, any other dtype casts."""
+    t = _squeeze_to(_as_tensor(x, name), ndim, name, expected)
+    if dtype == "int":
+        _check_int_dtype(t, name)
+        return t
+    return _cast(t, dtype)
+
+
 def _thing_ids_array(thing_ids):
     ids = np.unique(np.asarray(list(thing_ids) if thing_ids is not None else [], dtype=np.int64))
     if ids.size and ids[0] < 0:
@@ -152,9 +162,8 @@ def find_instance_centers(center_heatmap, threshold=0.1, nms_kernel=7, top_k=200
     was_tensor = _is_tensor(center_heatmap)
     _check_nms_args(threshold, nms_kernel, top_k)
     with _run_on_device_of(center_heatmap):
-        heat = _cast(_squeeze_to(_as_tensor(center_heatmap, "center_heatmap"), 2, "center_heatmap",
-                                    "[H, W] or [1, H, W]"), "float32")
-        centers = _find_centers(heat, threshold, nms_kernel, top_k)
+        heat = _input(center_heatmap, "center_heatmap", 2, "[H, W] or [1, H, W]", "float32")
+        centers = panoptic_ops.find_centers(heat, threshold, nms_kernel, top_k)
     return _to_output(centers, was_tensor)
 
 
@@ -167,53 +176,6 @@ def _check_nms_args(threshold, nms_kernel, top_k):
         float(threshold)
     except (TypeError, ValueError):
         raise UserInputError("threshold: expected a number, got {!r}".format(threshold))
-
-
-def _find_centers(heat, threshold, nms_kernel, top_k):
-    h, w = heat.shape
-    r = (nms_kernel - 1) // 2
-    # Max over a k x k window = max over k x 1 then 1 x k: 2k comparisons per pixel, not k^2.
-    # Thresholding before pooling (as the reference does) is not needed: any pixel above the
-    # threshold has a window maximum above it too, so both give the same peaks.
-    pooled = F.max_pool2d(heat.reshape([1, 1, h, w]), kernel_size=(nms_kernel, 1), stride=1,
-                          padding=(r, 0))
-    pooled = F.max_pool2d(pooled, kernel_size=(1, nms_kernel), stride=1, padding=(0, r))
-    keep = (heat == pooled.reshape([h, w])) & (heat > max(float(threshold), 0.0))
-    flat = paddle.nonzero(keep.flatten()).flatten()
-    if top_k is not None and flat.shape[0] > top_k:
-        scores = paddle.gather(heat.flatten(), flat)
-        # stable ascending sort of -score: equal scores keep raster order
-        best = paddle.argsort(-scores, stable=True)[:top_k]
-        flat = paddle.gather(flat, paddle.sort(best))
-    return paddle.stack([flat // w, flat % w], axis=1)
-
-
-def _nearest_center(qy, qx, centers):
-    """Index of the centre nearest to each point (ties: lowest index).
-
-    Args:
-        qy, qx: [N] float32, where each pixel's offset points.
-        centers: [K, 2] int64 (y, x), K >= 1.
-    Returns:
-        [N] int64 in [0, K).
-
-    argmin_k |q - c_k|^2 = argmin_k (|c_k|^2 - 2 q . c_k): one [B, 3] x [3, K] matmul per block
-    of B pixels, never an [N, K, 2] tensor. In float64 every term is exact (c are integers below
-    2^24, q float32), so the comparison is exact, unlike float32 where the expanded form would
-    cancel catastrophically.
-    """
-    c = centers.astype("float64")
-    cy, cx = c[:, 0], c[:, 1]
-    cmat = paddle.stack([-2.0 * cy, -2.0 * cx, cy * cy + cx * cx], axis=0)  # [3, K]
-    n, k = qy.shape[0], centers.shape[0]
-    block = max(1, _GROUP_BLOCK // k)
-    parts = []
-    for start in range(0, n, block):
-        by = qy[start:start + block].astype("float64")
-        bx = qx[start:start + block].astype("float64")
-        q = paddle.stack([by, bx, paddle.ones_like(by)], axis=1)  # [B, 3]
-        parts.append(paddle.argmin(paddle.matmul(q, cmat), axis=1))
-    return parts[0] if len(parts) == 1 else paddle.concat(parts)
 
 
 # ----------------------------------------------------------------------------- main entry
@@ -251,87 +213,35 @@ def panoptic_postprocess(semantic, center_heatmap, offsets, thing_ids, label_div
         raise UserInputError("label_divisor: expected a positive integer, got {}".format(label_divisor))
 
     with _run_on_device_of(semantic, center_heatmap, offsets):
-        sem = _squeeze_to(_as_tensor(semantic, "semantic"), 2, "semantic", "[H, W]")
-        _check_int_dtype(sem, "semantic")
-        heat = _cast(_squeeze_to(_as_tensor(center_heatmap, "center_heatmap"), 2, "center_heatmap",
-                                    "[H, W] or [1, H, W]"), "float32")
-        off = _cast(_squeeze_to(_as_tensor(offsets, "offsets"), 3, "offsets", "[2, H, W]"), "float32")
+        sem = _input(semantic, "semantic", 2, "[H, W]", "int")
+        heat = _input(center_heatmap, "center_heatmap", 2, "[H, W] or [1, H, W]", "float32")
+        off = _input(offsets, "offsets", 3, "[2, H, W]", "float32")
         h, w = sem.shape
         if list(heat.shape) != [h, w] or list(off.shape) != [2, h, w]:
             raise UserInputError(
                 "semantic {}, center_heatmap {} and offsets {} must share H, W (offsets [2, H, W])".format(
                     list(sem.shape), list(heat.shape), list(off.shape)))
-        panoptic, centers = _panoptic(_cast(sem, "int64").flatten(), heat, off, h, w, things,
-                                      label_divisor, stuff_area, void_label, float(threshold),
-                                      int(nms_kernel), top_k)
+        panoptic, centers = _panoptic(_cast(sem, "int64"), heat, off, things, label_divisor, stuff_area,
+                                      void_label, float(threshold), int(nms_kernel), top_k)
     return _to_output(panoptic, was_tensor), _to_output(centers, was_tensor)
 
 
-def _panoptic(sem, heat, off, h, w, things, label_divisor, stuff_area, void_label, threshold,
-              nms_kernel, top_k):
-    if sem.shape[0] == 0:
-        return paddle.zeros([h, w], dtype="int64"), paddle.zeros([0, 2], dtype="int64")
+def _panoptic(sem, heat, off, things, label_divisor, stuff_area, void_label, threshold, nms_kernel, top_k):
+    if sem.size == 0:
+        return paddle.zeros(sem.shape, dtype="int64"), paddle.zeros([0, 2], dtype="int64")
     lo, hi = int(sem.min()), int(sem.max())
     if lo < 0 or hi >= _MAX_CLASS_ID:
         raise UserInputError("semantic: class ids must be in [0, {}), got values in [{}, {}]".format(
             _MAX_CLASS_ID, lo, hi))
-
-    # One per-class look-up table over 0..max(semantic), gathered once per pixel: stuff classes
-    # map to their label (or void when too small); thing classes to a code below every valid
-    # label, `base - t` for thing index t, which both marks thing pixels and names their class.
-    area = paddle.bincount(sem, minlength=hi + 1)
-    n_cls = hi + 1
-    things_here = things[things < n_cls]
-    n_things = things_here.size
-    base = min(void_label, 0) - 1
-    is_thing_np = np.zeros(n_cls, dtype=bool)
-    is_thing_np[things_here] = True
-    thing_code_np = np.zeros(n_cls, dtype=np.int64)
-    thing_code_np[things_here] = base - np.arange(n_things)
-    stuff_label = paddle.where(area < stuff_area, paddle.full([n_cls], void_label, dtype="int64"),
-                               paddle.arange(n_cls, dtype="int64") * label_divisor)
-    class_label = paddle.where(paddle.to_tensor(is_thing_np), paddle.to_tensor(thing_code_np), stuff_label)
-    panoptic = paddle.gather(class_label, sem)
-
-    centers = _find_centers(heat, threshold, nms_kernel, top_k)
-    n_centers = centers.shape[0]
-    if n_things == 0:
-        return panoptic.reshape([h, w]), centers
-    if n_centers == 0:
-        # No centre: thing pixels have no instance and become void.
-        panoptic = paddle.where(panoptic <= base, paddle.full_like(panoptic, void_label), panoptic)
-        return panoptic.reshape([h, w]), centers
-
-    pix = paddle.nonzero(panoptic <= base).flatten()  # thing pixels, raster order
-    if pix.shape[0] == 0:
-        return panoptic.reshape([h, w]), centers
-    thing_index = base - paddle.gather(panoptic, pix)
-    # Where each thing pixel's offset points, in float32 like the network's output.
-    qy = (pix // w).astype("float32") + paddle.gather(off[0].flatten(), pix)
-    qx = (pix % w).astype("float32") + paddle.gather(off[1].flatten(), pix)
-    instance = _nearest_center(qy, qx, centers)  # [N] in [0, K)
-    del qy, qx
-
-    # Majority vote: one bincount over (instance, thing class) pairs gives a [K, T] table.
-    votes = paddle.bincount(instance * n_things + thing_index,
-                            minlength=n_centers * n_things).reshape([n_centers, n_things])
-    # Break ties towards the smallest class id without relying on argmax's tie rule:
-    # count * T + (T - 1 - t) is unique per row and orders like (count, -t).
-    tie_break = paddle.arange(n_things - 1, -1, -1, dtype="int64")
-    winner = paddle.argmax(votes * n_things + tie_break, axis=1)  # [K] thing index
-    has_pixels = votes.sum(axis=1) > 0
-    # Instance numbers per class in centre order: running count of the centres with pixels
-    # that won the same class.
-    won = (winner.unsqueeze(1) == paddle.arange(n_things, dtype="int64").unsqueeze(0)) \
-        & has_pixels.unsqueeze(1)
-    number = paddle.take_along_axis(paddle.cumsum(won.astype("int64"), axis=0),
-                                    winner.unsqueeze(1), axis=1).squeeze(1)
-    if n_centers >= label_divisor and int(number.max()) >= label_divisor:
+    # Class tables over 0..max(semantic) (the exported model sizes them by num_classes instead).
+    thing_code, thing_classes = panoptic_ops.class_tables(things, hi + 1, void_label)
+    panoptic, centers, number = panoptic_ops.panoptic_from_outputs(
+        sem, heat, off, thing_code, thing_classes, label_divisor, stuff_area, void_label,
+        threshold, nms_kernel, top_k)
+    if centers.shape[0] >= label_divisor and int(number.max()) >= label_divisor:
         raise UserInputError("label_divisor: {} instances of one class do not fit under label_divisor={}; "
                              "lower top_k or raise label_divisor".format(int(number.max()), label_divisor))
-    instance_label = paddle.gather(paddle.to_tensor(things_here), winner) * label_divisor + number
-    panoptic = paddle.scatter(panoptic, pix, paddle.gather(instance_label, instance), overwrite=True)
-    return panoptic.reshape([h, w]), centers
+    return panoptic, centers
 
 
 # ----------------------------------------------------------------------------- scores for AP
@@ -364,12 +274,9 @@ def instance_scores(panoptic, semantic_probs, center_heatmap, thing_ids, label_d
     things = _thing_ids_array(thing_ids)
     label_divisor, void_label = int(label_divisor), int(void_label)
     with _run_on_device_of(panoptic, semantic_probs, center_heatmap):
-        pan = _squeeze_to(_as_tensor(panoptic, "panoptic"), 2, "panoptic", "[H, W]")
-        _check_int_dtype(pan, "panoptic")
-        probs = _cast(_squeeze_to(_as_tensor(semantic_probs, "semantic_probs"), 3, "semantic_probs",
-                                  "[C, H, W]"), "float32")
-        heat = _cast(_squeeze_to(_as_tensor(center_heatmap, "center_heatmap"), 2, "center_heatmap",
-                                    "[H, W] or [1, H, W]"), "float32")
+        pan = _input(panoptic, "panoptic", 2, "[H, W]", "int")
+        probs = _input(semantic_probs, "semantic_probs", 3, "[C, H, W]", "float32")
+        heat = _input(center_heatmap, "center_heatmap", 2, "[H, W] or [1, H, W]", "float32")
         h, w = pan.shape
         n_cls = probs.shape[0]
         if list(probs.shape[1:]) != [h, w] or list(heat.shape) != [h, w]:

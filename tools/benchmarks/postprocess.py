@@ -1,12 +1,15 @@
 """Benchmark panoptic_postprocess against a straightforward baseline shaped like the PyTorch reference.
 
     python tools/benchmark.py postprocess [--sizes 513x1025,1025x2049 --instances 30 --top-k 200
-                                           --repeat 5 --device cpu|gpu]
+                                           --repeat 5 --device cpu|gpu] [--skip-exported]
 
-The baseline (in this file) builds the full [K, H*W] distance tensor and loops over instances and
-classes in Python, as bowenc0221/panoptic-deeplab does, in Paddle ops. Both run on the same
+Implementations: "ours" is `panoptic_postprocess` (eager); "exported" is the same post-processing
+as the exported inference model runs it (`PanopticPostprocess` traced with to_static, saved with
+paddle.jit.save and run by paddle.inference like deploy/python/infer.py, numpy in and out); the
+baseline (in this file) builds the full [K, H*W] distance tensor and loops over instances and
+classes in Python, as bowenc0221/panoptic-deeplab does, in Paddle ops. All run on the same
 synthetic network outputs (ellipses of thing classes over stuff bands, Gaussian centre heatmap,
-noisy offsets); their panoptic maps are compared pixel for pixel.
+noisy offsets); their panoptic maps are compared pixel for pixel with ours.
 
 Each implementation runs in a fresh child process that loads the inputs from a .npz, so that
 memory numbers do not mix: on CPU "peak extra MB" is the rise of the process's peak RSS
@@ -117,6 +120,40 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def _exported_runner(sem, ctr, off, device, top_k, tmp):
+    """`run()` of PanopticPostprocess saved as a static model and loaded by paddle.inference."""
+    import paddle
+    from paddle import inference
+    from paddleseg_ext.postprocess import PanopticPostprocess
+
+    layer = PanopticPostprocess(19, THING_IDS, label_divisor=LABEL_DIVISOR, void_label=VOID_LABEL, top_k=top_k)
+    spec = [paddle.static.InputSpec([None, None], "int64", "semantic"),
+            paddle.static.InputSpec([1, None, None], "float32", "center"),
+            paddle.static.InputSpec([2, None, None], "float32", "offset")]
+    prefix = os.path.join(tmp, "post")
+    paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix, input_spec=spec)
+    model = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")
+    config = inference.Config(model, prefix + ".pdiparams")
+    if device.startswith("gpu"):
+        config.enable_use_gpu(500, int(device.split(":")[1]) if ":" in device else 0)
+    else:
+        config.disable_gpu()
+        config.disable_mkldnn()  # as deploy/python/infer.py does
+    config.disable_glog_info()
+    predictor = inference.create_predictor(config)
+    inputs = [predictor.get_input_handle(n) for n in predictor.get_input_names()]
+    output = predictor.get_output_handle(predictor.get_output_names()[0])
+    centers_out = predictor.get_output_handle(predictor.get_output_names()[1])
+
+    def run():
+        for handle, array in zip(inputs, (sem, ctr, off)):
+            handle.reshape(array.shape)
+            handle.copy_from_cpu(array)
+        predictor.run()
+        return output.copy_to_cpu(), centers_out.copy_to_cpu()
+    return run
+
+
 def _child(impl, npz_path, out_path, device, repeat, top_k):
     """Run one implementation in this (fresh) process; write timings, memory and its map."""
     import paddle
@@ -124,11 +161,17 @@ def _child(impl, npz_path, out_path, device, repeat, top_k):
     from paddleseg_ext.postprocess import panoptic_postprocess
 
     data = np.load(npz_path)
+    on_gpu = device.startswith("gpu")
+    if impl == "exported":
+        run = _exported_runner(np.ascontiguousarray(data["semantic"]), np.ascontiguousarray(data["center"]),
+                               np.ascontiguousarray(data["offset"]), device, top_k, os.path.dirname(out_path))
+        # paddle.inference allocates GPU memory from its own pool, which max_memory_allocated
+        # does not see: no GPU memory figure for it.
+        return _measure(run, out_path, on_gpu, repeat, gpu_memory=False)
     sem = paddle.to_tensor(data["semantic"])
     ctr = paddle.to_tensor(data["center"])
     off = paddle.to_tensor(data["offset"])
     del data
-    on_gpu = device.startswith("gpu")
 
     def run():
         if impl == "ours":
@@ -140,7 +183,12 @@ def _child(impl, npz_path, out_path, device, repeat, top_k):
         if on_gpu:
             paddle.device.synchronize()
         return out
+    return _measure(run, out_path, on_gpu, repeat)
 
+
+def _measure(run, out_path, on_gpu, repeat, gpu_memory=True):
+    """Peak extra memory of the first `run()`, median time of `repeat` more; saves the map."""
+    import paddle
     if on_gpu:
         paddle.device.synchronize()
         base = paddle.device.cuda.max_memory_allocated()
@@ -148,7 +196,7 @@ def _child(impl, npz_path, out_path, device, repeat, top_k):
         base = _peak_rss_mb()
     pan, centers = run()
     if on_gpu:
-        extra = (paddle.device.cuda.max_memory_allocated() - base) / 2 ** 20
+        extra = (paddle.device.cuda.max_memory_allocated() - base) / 2 ** 20 if gpu_memory else None
     else:
         extra = _peak_rss_mb() - base
     times = []
@@ -156,7 +204,7 @@ def _child(impl, npz_path, out_path, device, repeat, top_k):
         t = time.perf_counter()
         run()
         times.append(time.perf_counter() - t)
-    np.save(out_path, pan.numpy())
+    np.save(out_path, pan if isinstance(pan, np.ndarray) else pan.numpy())
     print(json.dumps({"ms": 1000 * float(np.median(times)), "extra_mb": extra,
                       "centers": int(centers.shape[0])}))
     return 0
@@ -164,7 +212,7 @@ def _child(impl, npz_path, out_path, device, repeat, top_k):
 
 def _run_child(impl, npz_path, out_path, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, npz_path, out_path,
-           "--device", args.device, "--repeat", str(args.repeat if impl == "ours" else args.ref_repeat),
+           "--device", args.device, "--repeat", str(args.ref_repeat if impl == "reference" else args.repeat),
            "--top-k", str(args.top_k)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -177,10 +225,11 @@ def main(argv=None):
     parser.add_argument("--sizes", default="513x1025,1025x2049", help="comma-separated HxW list")
     parser.add_argument("--instances", type=int, default=30)
     parser.add_argument("--top-k", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=5, help="timed calls of ours (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls of ours and exported (median)")
     parser.add_argument("--ref-repeat", type=int, default=3, help="timed calls of the baseline (median)")
     parser.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--skip-exported", action="store_true")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "NPZ", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -195,27 +244,38 @@ def main(argv=None):
             np.savez(npz, semantic=sem, center=ctr, offset=off)
             thing_px = int(np.isin(sem, THING_IDS).sum())
             ours = _run_child("ours", npz, os.path.join(tmp, "ours.npy"), args)
-            ref, same = None, "-"
-            if not args.skip_reference:
-                ref = _run_child("reference", npz, os.path.join(tmp, "ref.npy"), args)
-                a, b = np.load(os.path.join(tmp, "ours.npy")), np.load(os.path.join(tmp, "ref.npy"))
-                diff = int((a != b).sum())
-                same = "yes" if diff == 0 else "NO ({} px differ)".format(diff)
-            rows.append((size, thing_px, ours, ref, same))
+            others = {}
+            for impl, skip in (("exported", args.skip_exported), ("reference", args.skip_reference)):
+                if skip:
+                    others[impl] = (None, "-")
+                    continue
+                res = _run_child(impl, npz, os.path.join(tmp, impl + ".npy"), args)
+                diff = int((np.load(os.path.join(tmp, "ours.npy")) != np.load(os.path.join(tmp, impl + ".npy"))).sum())
+                others[impl] = (res, "yes" if diff == 0 else "NO ({} px differ)".format(diff))
+            rows.append((size, thing_px, ours, others["exported"], others["reference"]))
 
     print("panoptic post-processing, device={}, {} instances, top_k={}".format(
         args.device, args.instances, args.top_k))
     print("peak extra memory: {}".format(
         "paddle max_memory_allocated rise" if args.device.startswith("gpu") else "peak RSS rise (ru_maxrss)"))
-    head = "{:>10} {:>9} {:>3} | {:>10} {:>9} | {:>10} {:>9} | {:>7} | {}".format(
-        "HxW", "thing px", "K", "ours ms", "ours MB", "ref ms", "ref MB", "speedup", "same map")
+    head = "{:>10} {:>9} {:>3} | {:>8} {:>7} | {:>8} {:>7} {:>5} | {:>8} {:>7} {:>5} | {:>7}".format(
+        "HxW", "thing px", "K", "ours ms", "MB", "exp. ms", "MB", "same", "ref ms", "MB", "same", "speedup")
     print(head)
     print("-" * len(head))
-    for size, thing_px, ours, ref, same in rows:
-        print("{:>10} {:>9} {:>3} | {:>10.1f} {:>9.1f} | {:>10} {:>9} | {:>7} | {}".format(
-            size, thing_px, ours["centers"], ours["ms"], ours["extra_mb"],
-            "{:.1f}".format(ref["ms"]) if ref else "-", "{:.1f}".format(ref["extra_mb"]) if ref else "-",
-            "{:.1f}x".format(ref["ms"] / ours["ms"]) if ref else "-", same))
+
+    def cells(res_same):
+        res, same = res_same
+        if res is None:
+            return "-", "-", "-"
+        mb = "n/a" if res["extra_mb"] is None else "{:.1f}".format(res["extra_mb"])
+        return "{:.1f}".format(res["ms"]), mb, same
+
+    for size, thing_px, ours, exported, ref in rows:
+        print("{:>10} {:>9} {:>3} | {:>8.1f} {:>7.1f} | {:>8} {:>7} {:>5} | {:>8} {:>7} {:>5} | {:>7}".format(
+            size, thing_px, ours["centers"], ours["ms"], ours["extra_mb"], *cells(exported), *cells(ref),
+            "{:.1f}x".format(ref[0]["ms"] / ours["ms"]) if ref[0] else "-"))
+    print("exp. = the exported model's post-processing (paddle.inference); same = map equal to ours; "
+          "speedup = ref ms / ours ms")
     return 0
 
 

@@ -29,7 +29,6 @@ if [ ! -f "$OUT/iter_${FINAL_ITERS}/model.pdparams" ]; then
     python -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$OUT/launch_log" \
         train.py --config "$CFG" "${ITER_ARGS[@]}" --do_eval --use_vdl --save_interval "$FINAL_ITERS" \
         --save_dir "$OUT" --device cpu --log_iters 20 "${RESUME[@]}"
-    cat "$OUT/launch_log/workerlog.0" | grep -E "^\[(TRAIN|EVAL)\]" | tail -n 5 || true
 else
     echo "[demo] reusing trained model $OUT/iter_${FINAL_ITERS}"
 fi

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from paddleseg_ext.core.cli import run_cli
+
 from paddleseg_ext.datasets.cityscapes_prepare import prepare_cityscapes
 from paddleseg_ext.datasets.coco_prepare import CATEGORY_TABLE, prepare_coco
 from paddleseg_ext.datasets.demo_dataset import make_demo_dataset
@@ -61,7 +63,7 @@ def test_prepare_cityscapes_idempotent(demo_root, tmp_path):
     # --force through the CLI redoes everything
     assert load_tool("tools/prepare_cityscapes.py").main(["--root", root, "--force"]) == 0
     assert prepare_cityscapes(root, verbose=False)["train"]["panoptic_trainId"] == "skipped"
-    assert load_tool("tools/prepare_cityscapes.py").main(["--root", str(tmp_path / "nothing")]) == 2
+    assert run_cli(load_tool("tools/prepare_cityscapes.py").main, ["--root", str(tmp_path / "nothing")]) == 2
 
 
 def test_prepare_outputs_are_consistent(demo_root):
@@ -137,7 +139,7 @@ def test_prepare_coco(tmp_path):
     with open(os.path.join(root, "annotations", CATEGORY_TABLE)) as f:
         table = json.load(f)
     assert len(table) == 133 and table[100]["category_id"] == 149 and table[100]["name"] == "road"
-    assert load_tool("tools/prepare_coco.py").main(["--root", root, "--splits", "train"]) == 2
+    assert run_cli(load_tool("tools/prepare_coco.py").main, ["--root", root, "--splits", "train"]) == 2
     os.remove(os.path.join(root, "val2017", "000000000101.jpg"))
     with pytest.raises(UserInputError, match="000000000101.jpg"):
         prepare_coco(root, splits=["val"], verbose=False)

@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from paddleseg_ext.datasets.demo_dataset import make_demo_dataset  # noqa: E402
-from paddleseg_ext.utils import UserInputError  # noqa: E402
+from paddleseg_ext.core.cli import run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -25,15 +25,11 @@ def main(argv=None):
     parser.add_argument("--height", type=int, default=128, help="image height (default 128)")
     parser.add_argument("--width", type=int, default=256, help="image width (default 256)")
     args = parser.parse_args(argv)
-    try:
-        make_demo_dataset(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-                          height=args.height, width=args.width, verbose=True)
-    except UserInputError as e:
-        print("error: {}".format(e), file=sys.stderr)
-        return 2
+    make_demo_dataset(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
+                      height=args.height, width=args.width, verbose=True)
     print("demo dataset written to {}".format(args.out))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from paddleseg_ext.datasets.cityscapes_prepare import prepare_cityscapes  # noqa: E402
-from paddleseg_ext.utils import UserInputError  # noqa: E402
+from paddleseg_ext.core.cli import run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -24,13 +24,9 @@ def main(argv=None):
                         help="splits to convert (default: those of train/val/test with *_instanceIds.png)")
     parser.add_argument("--force", action="store_true", help="redo outputs that already exist")
     args = parser.parse_args(argv)
-    try:
-        prepare_cityscapes(args.root, force=args.force, splits=args.splits, verbose=True)
-    except UserInputError as e:
-        print("error: {}".format(e), file=sys.stderr)
-        return 2
+    prepare_cityscapes(args.root, force=args.force, splits=args.splits, verbose=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from paddleseg_ext.datasets.coco_prepare import prepare_coco  # noqa: E402
-from paddleseg_ext.utils import UserInputError  # noqa: E402
+from paddleseg_ext.core.cli import run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -20,13 +20,9 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="COCO root holding annotations/, train2017/, val2017/")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check")
     args = parser.parse_args(argv)
-    try:
-        prepare_coco(args.root, splits=args.splits, verbose=True)
-    except UserInputError as e:
-        print("error: {}".format(e), file=sys.stderr)
-        return 2
+    prepare_coco(args.root, splits=args.splits, verbose=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -16,6 +16,11 @@ def run_cli(main, argv=None):
     except TrainingDiverged as e:
         print("error: {}".format(e), file=sys.stderr, flush=True)
         return 3
+    except OSError as e:
+        # unwritable output folder, missing file, full disk: name the path instead of a traceback
+        where = e.filename if getattr(e, "filename", None) else ""
+        print("error: {}{}".format(e.strerror or e, ": {}".format(where) if where else ""), file=sys.stderr, flush=True)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return 130

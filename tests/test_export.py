@@ -55,8 +55,11 @@ def test_exported_files_and_deploy_yaml(exported):
     assert [t["type"] for t in info["transforms"]] == ["PanopticPadding", "Normalize"]
     assert info["inputs"] == ["x", "ori_hw"] and info["outputs"] == ["panoptic", "semantic", "center", "offset"]
     # the demo config's postprocess block, with the --threshold override
+    with open(exported["cfg"]) as f:
+        block = yaml.safe_load(f)["postprocess"]
     assert info["postprocess"] == {"thing_ids": list(range(11, 19)), "label_divisor": 1000, "void_label": 255000,
-                                   "threshold": 0.0, "nms_kernel": 7, "top_k": 200, "stuff_area": 256}
+                                   "threshold": 0.0, "nms_kernel": block["nms_kernel"], "top_k": block["top_k"],
+                                   "stuff_area": block["stuff_area"]}
     assert info["num_classes"] == 19 and len(info["palette"]) == 19 and info["palette"][0] == [128, 64, 128]
 
 

@@ -42,10 +42,14 @@ def save_checkpoint(save_dir, iteration, model, optimizer, state):
     final = os.path.join(save_dir, "iter_{}".format(iteration))
     tmp = os.path.join(save_dir, "{}iter_{}_{}".format(TMP_PREFIX, iteration, os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    _save_tensor_file(model.state_dict(), os.path.join(tmp, "model.pdparams"))
-    _save_tensor_file(portable_optimizer_state(optimizer.state_dict(), model), os.path.join(tmp, "model.pdopt"))
-    _write_json(dict(state, iteration=int(iteration)), os.path.join(tmp, "train_state.json"))
+    try:
+        os.makedirs(tmp)
+        _save_tensor_file(model.state_dict(), os.path.join(tmp, "model.pdparams"))
+        _save_tensor_file(portable_optimizer_state(optimizer.state_dict(), model), os.path.join(tmp, "model.pdopt"))
+        _write_json(dict(state, iteration=int(iteration)), os.path.join(tmp, "train_state.json"))
+    except OSError as e:  # disk full, quota, permissions: earlier checkpoints stay as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserInputError("cannot write checkpoint {}: {}".format(final, e.strerror or e))
     if os.path.isdir(final):
         # Same iteration saved again (e.g. a resumed run): move the old one aside first.
         trash = final + ".old_{}".format(os.getpid())
@@ -61,9 +65,14 @@ def save_checkpoint(save_dir, iteration, model, optimizer, state):
 def save_best_model(save_dir, model, state):
     """Replace `<save_dir>/best_model/model.pdparams` atomically (file-level rename)."""
     best = os.path.join(save_dir, "best_model")
-    os.makedirs(best, exist_ok=True)
     tmp = os.path.join(best, "{}model.pdparams.{}".format(TMP_PREFIX, os.getpid()))
-    _save_tensor_file(model.state_dict(), tmp)
+    try:
+        os.makedirs(best, exist_ok=True)
+        _save_tensor_file(model.state_dict(), tmp)
+    except OSError as e:  # the previous best model stays as it was
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise UserInputError("cannot write best model {}: {}".format(best, e.strerror or e))
     os.replace(tmp, os.path.join(best, "model.pdparams"))
     tmp_json = os.path.join(best, "{}best_state.json.{}".format(TMP_PREFIX, os.getpid()))
     _write_json(state, tmp_json)
@@ -93,29 +102,58 @@ def list_checkpoints(save_dir):
     for name in os.listdir(save_dir):
         m = ITER_DIR.match(name)
         path = os.path.join(save_dir, name)
-        if m and os.path.isfile(os.path.join(path, "model.pdparams")) and \
-                os.path.isfile(os.path.join(path, "model.pdopt")):
+        if m and _is_complete(path):
             out.append((int(m.group(1)), path))
     return sorted(out)
 
 
+def _is_complete(path):
+    return os.path.isfile(os.path.join(path, "model.pdparams")) and os.path.isfile(os.path.join(path, "model.pdopt"))
+
+
 def remove_stale_tmp(save_dir):
-    """Delete temporary folders/files left by a run that was killed while saving."""
+    """Clean up after a run that was killed while saving.
+
+    Temporary folders/files are deleted. `iter_<N>.old_<pid>` is a complete checkpoint moved aside while
+    iteration N was saved again: it is put back if the kill came before the new `iter_<N>` was in place.
+    """
     if not os.path.isdir(save_dir):
         return
-    for name in os.listdir(save_dir):
-        if name.startswith(TMP_PREFIX) or re.match(r"^iter_\d+\.old_\d+$", name):
-            shutil.rmtree(os.path.join(save_dir, name), ignore_errors=True)
+    for folder in (save_dir, os.path.join(save_dir, "best_model")):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            old = re.match(r"^(iter_\d+)\.old_\d+$", name) if folder == save_dir else None
+            if old:
+                final = os.path.join(save_dir, old.group(1))
+                if not _is_complete(final) and _is_complete(path):
+                    shutil.rmtree(final, ignore_errors=True)
+                    os.rename(path, final)
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(TMP_PREFIX):
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
 
 
-def prune_checkpoints(save_dir, keep_max):
-    """Keep the newest `keep_max` iter_<N> checkpoints (never the newest one; best_model is separate)."""
+def prune_checkpoints(save_dir, keep_max, protect=()):
+    """Keep the newest `keep_max` iter_<N> checkpoints (never the newest one, nor the paths in `protect`,
+    e.g. the one just written; best_model is separate and never pruned)."""
     if keep_max is None or keep_max <= 0:
         return []
     ckpts = list_checkpoints(save_dir)
-    doomed = ckpts[:-max(int(keep_max), 1)]
+    kept = {os.path.realpath(p) for _, p in ckpts[-max(int(keep_max), 1):]}
+    kept |= {os.path.realpath(p) for p in protect if p}
+    doomed = [c for c in ckpts if os.path.realpath(c[1]) not in kept]
     for _, path in doomed:
-        shutil.rmtree(path, ignore_errors=True)
+        # renamed first so that a kill during the deletion leaves no half-deleted iter_<N>
+        trash = os.path.join(save_dir, "{}pruned_{}".format(TMP_PREFIX, os.path.basename(path)))
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     return [p for _, p in doomed]
 
 

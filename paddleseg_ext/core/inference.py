@@ -27,18 +27,58 @@ def load_config(path, **overrides):
     if not (path.endswith(".yml") or path.endswith(".yaml")):
         raise UserInputError("config file must be YAML (.yml/.yaml): {}".format(path))
     try:
-        return Config(path, **{k: v for k, v in overrides.items() if v is not None})
+        cfg = Config(path, **{k: v for k, v in overrides.items() if v is not None})
     except (AssertionError, RuntimeError, ValueError, KeyError, TypeError) as e:
         raise UserInputError("invalid config {}: {}".format(path, _first_line(e)))
     except Exception as e:  # yaml.YAMLError and friends
         raise UserInputError("cannot parse config {}: {}".format(path, _first_line(e)))
+    check_config_keys(cfg.dic, path)
+    return cfg
+
+
+#: top-level keys of a config: PaddleSeg 2.8's, plus `postprocess` and `seed`
+CONFIG_KEYS = ("batch_size", "iters", "train_dataset", "val_dataset", "optimizer", "lr_scheduler", "loss", "model",
+               "test_config", "export", "distill_loss", "to_static_training", "_inherited_", "postprocess", "seed")
+
+
+def _unknown_keys_message(unknown, allowed, where, path):
+    import difflib
+
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(str(k), allowed, n=1)
+        hints.append("{!r}{}".format(k, " (did you mean {!r}?)".format(close[0]) if close else ""))
+    return "unknown key(s) {} in {} of config {} (allowed: {})".format(
+        ", ".join(hints), where, path, ", ".join(allowed))
+
+
+def check_config_keys(dic, path):
+    """UserInputError for a misspelled top-level key or `postprocess:` key (PaddleSeg itself ignores them).
+
+    Keys inside component blocks (model, datasets, losses ...) are checked when the component is built.
+    """
+    unknown = [k for k in dic if k not in CONFIG_KEYS]
+    if unknown:
+        raise UserInputError(_unknown_keys_message(unknown, [k for k in CONFIG_KEYS if not k.startswith("_")],
+                                                   "the top level", path))
+    block = dic.get("postprocess")
+    if block is not None and not isinstance(block, dict):
+        raise UserInputError("`postprocess:` in config {} must be a mapping of {}, got {!r}".format(
+            path, ", ".join(POSTPROCESS_KEYS), block))
+    unknown = [k for k in (block or {}) if k not in POSTPROCESS_KEYS + POSTPROCESS_EXTRA_KEYS]
+    if unknown:
+        raise UserInputError(_unknown_keys_message(unknown, list(POSTPROCESS_KEYS + POSTPROCESS_EXTRA_KEYS),
+                                                   "the `postprocess:` block", path))
 
 
 def _first_line(e):
     text = str(e).strip() or e.__class__.__name__
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    marker = "The error message is:"
+    if marker in text:  # SegBuilder: "Tried to create ... has failed. ...\nThe error message is: \n<message>"
+        text = text.split(marker, 1)[1].strip() or text
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # PaddleSeg wraps the real message after a generic first line; keep the informative part.
-    return " ".join(ln.strip() for ln in lines[-2:]) if len(lines) > 1 else lines[0]
+    return " ".join(lines[-2:]) if len(lines) > 1 else lines[0]
 
 
 def build(builder, what, cfg_path):
@@ -69,6 +109,27 @@ def check_num_classes(cfg, model, dataset, cfg_path):
     bad = [t for t in getattr(dataset, "thing_ids", []) if not 0 <= int(t) < nc]
     if bad:
         raise UserInputError("thing ids {} out of range for num_classes={} (config {})".format(bad, nc, cfg_path))
+    check_postprocess_thing_ids(cfg, nc, getattr(dataset, "thing_ids", None), cfg_path)
+
+
+def check_postprocess_thing_ids(cfg, num_classes, dataset_thing_ids, cfg_path):
+    """`postprocess: thing_ids` (optional) must be valid class ids and, for a dataset that knows its
+    thing classes, the same ones (evaluation and prediction would otherwise disagree)."""
+    block = cfg.dic.get("postprocess") or {}
+    if "thing_ids" not in block:
+        return
+    try:
+        ids = sorted(int(t) for t in block["thing_ids"])
+    except (TypeError, ValueError):
+        raise UserInputError("postprocess.thing_ids in {} must be a list of class ids, got {!r}".format(
+            cfg_path, block["thing_ids"]))
+    bad = [t for t in ids if not 0 <= t < int(num_classes)]
+    if bad:
+        raise UserInputError("postprocess.thing_ids {} in {} are outside 0..{} (num_classes={})".format(
+            bad, cfg_path, int(num_classes) - 1, num_classes))
+    if dataset_thing_ids is not None and ids != sorted(int(t) for t in dataset_thing_ids):
+        raise UserInputError("postprocess.thing_ids {} in {} differ from the dataset's thing classes {}".format(
+            ids, cfg_path, sorted(int(t) for t in dataset_thing_ids)))
 
 
 def load_weights(model, model_path):
@@ -186,6 +247,7 @@ def predict_outputs(model, img, ori_hw=None, scales=(1.0,), flip=False, align_co
 
 
 POSTPROCESS_KEYS = ("threshold", "nms_kernel", "top_k", "stuff_area")
+POSTPROCESS_EXTRA_KEYS = ("label_divisor", "void_label", "thing_ids")
 
 
 def postprocess_params(cfg, dataset=None, **overrides):
@@ -194,7 +256,7 @@ def postprocess_params(cfg, dataset=None, **overrides):
     `overrides` (e.g. command-line flags) win when not None.
     """
     block = dict(cfg.dic.get("postprocess", {}) or {})
-    unknown = [k for k in block if k not in POSTPROCESS_KEYS + ("label_divisor", "void_label", "thing_ids")]
+    unknown = [k for k in block if k not in POSTPROCESS_KEYS + POSTPROCESS_EXTRA_KEYS]
     if unknown:
         raise UserInputError("unknown key(s) in config `postprocess:` block: {} (allowed: {})".format(
             unknown, ", ".join(POSTPROCESS_KEYS)))

@@ -170,12 +170,15 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
         num_classes = int(ds.num_classes)
         palette = getattr(ds, "palette", None)
     block = cfg.dic.get("postprocess", {}) or {}
-    if "thing_ids" in block:
-        thing_ids = [int(t) for t in block["thing_ids"]]
     model_nc = cfg.model_cfg.get("num_classes")
     if model_nc is not None and int(model_nc) != int(num_classes):
         raise UserInputError("num_classes mismatch in {}: model.num_classes={} but dataset {} has {} classes".format(
             cfg_path, model_nc, ds_type, num_classes))
+    from .inference import check_postprocess_thing_ids
+
+    check_postprocess_thing_ids(cfg, num_classes, thing_ids, cfg_path)
+    if "thing_ids" in block:
+        thing_ids = [int(t) for t in block["thing_ids"]]
     return types.SimpleNamespace(
         num_classes=int(num_classes), thing_ids=thing_ids, class_names=class_names,
         palette=class_palette(int(num_classes), palette),
@@ -236,7 +239,10 @@ def predict(model, image_list, image_root, save_dir, transforms, post_params, pa
     """Predict this rank's share of `image_list` (images i with i % nranks == rank) and save the outputs.
 
     Returns:
-        list of (image path, dict of written output paths); unreadable images are skipped with a warning.
+        list of (image path, dict of written output paths).
+    Raises:
+        UserInputError: after all other images are done, when some could not be read (each one is
+            reported by a warning as it is skipped); at once when an image does not fit the transforms.
     """
     from paddleseg.utils.progbar import Progbar
 
@@ -244,20 +250,28 @@ def predict(model, image_list, image_root, save_dir, transforms, post_params, pa
     mine = image_list[rank::nranks]
     bar = Progbar(target=len(mine), verbose=1) if (progress and rank == 0) else None
     label_divisor = int(post_params.get("label_divisor", 1000))
-    done = []
+    done, unreadable = [], []
     for i, path in enumerate(mine):
         try:
             image = read_image(path)
         except UserInputError as e:
             image = None
-            _warn("skipping {}".format(e))
+            unreadable.append(path)
+            # every rank warns (its own log under launch); a new line so it does not follow the progress bar
+            print("{}warning: skipping {}".format("\n" if bar is not None else "", e), file=sys.stderr, flush=True)
         if image is not None:
-            semantic, panoptic = predict_image(model, image, transforms, post_params, scales, flip)
+            try:
+                semantic, panoptic = predict_image(model, image, transforms, post_params, scales, flip)
+            except UserInputError as e:
+                raise UserInputError("{}: {}".format(path, e))
             paths = output_paths(save_dir, path, image_root)
             save_prediction(paths, image, semantic, panoptic, palette, label_divisor, alpha)
             done.append((path, paths))
         if bar is not None:
             bar.update(i + 1)
+    if unreadable:
+        raise UserInputError("{} of {} image(s) could not be read and have no outputs (the other {} were written "
+                             "to {}), e.g. {}".format(len(unreadable), len(mine), len(done), save_dir, unreadable[0]))
     return done
 
 
@@ -326,6 +340,6 @@ def main(argv=None):
         print("predicting {} image(s) on {} process(es) -> {}".format(len(images), nranks, args.save_dir), flush=True)
     done = predict(model, images, root, args.save_dir, transforms, post, meta.palette, scales=scales, flip=flip,
                    rank=rank, nranks=nranks)
-    if rank == 0:
-        print("saved the results of {} image(s) of rank 0 under {}".format(len(done), args.save_dir), flush=True)
+    # every rank reports its own share (under paddle.distributed.launch each rank has its own log)
+    print("saved the results of {} image(s) of rank {} under {}".format(len(done), rank, args.save_dir), flush=True)
     return 0

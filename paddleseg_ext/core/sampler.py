@@ -1,9 +1,16 @@
 """Iteration-indexed, rank-sharded sampling, so that a resumed run sees exactly the batches (and the
 random augmentations) an uninterrupted run would have seen."""
+import json
 import random
+import traceback
 
 import numpy as np
 import paddle
+
+from ..utils.errors import UserInputError
+
+#: key of a batch that carries a sample's failure instead of data (see `SeededDataset`)
+ERROR_KEY = "__load_error__"
 
 
 class IterationBatchSampler(paddle.io.Sampler):
@@ -52,7 +59,13 @@ class IterationBatchSampler(paddle.io.Sampler):
 
 
 class SeededDataset(paddle.io.Dataset):
-    """Wraps a dataset so that item `(index, sample_seed)` seeds `random` and `numpy.random` first."""
+    """Wraps a dataset so that item `(index, sample_seed)` seeds `random` and `numpy.random` first.
+
+    A sample that fails to load (a corrupt file, ids missing from the json ...) is returned as
+    ``{ERROR_KEY: description}`` instead of raising: Paddle's DataLoader hangs (num_workers=0) or
+    prints worker tracebacks when a dataset raises, so the error travels as data to the main process,
+    where `raise_load_error` raises it (use `collate_samples` as the loader's collate_fn).
+    """
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -61,7 +74,36 @@ class SeededDataset(paddle.io.Dataset):
         index, sample_seed = key
         random.seed(sample_seed)
         np.random.seed(sample_seed)
-        return self.dataset[index]
+        try:
+            return self.dataset[index]
+        except Exception as e:  # noqa: B902 - re-raised in the main process by raise_load_error
+            return {ERROR_KEY: {"user": isinstance(e, UserInputError), "message": str(e),
+                                "type": type(e).__name__, "traceback": traceback.format_exc(), "index": int(index)}}
 
     def __len__(self):
         return len(self.dataset)
+
+
+def collate_samples(samples):
+    """DataLoader collate_fn: Paddle's default collation, or ``{ERROR_KEY: uint8 [n] json}`` when a sample
+    of the batch failed to load (see `SeededDataset`)."""
+    from paddle.io.dataloader.collate import default_collate_fn
+
+    failed = [s[ERROR_KEY] for s in samples if isinstance(s, dict) and ERROR_KEY in s]
+    if failed:
+        return {ERROR_KEY: np.frombuffer(json.dumps(failed[0]).encode("utf-8"), dtype=np.uint8).copy()}
+    return default_collate_fn(samples)
+
+
+def raise_load_error(batch):
+    """Raise the error a batch from `collate_samples` carries, if any: UserInputError for bad input
+    (printed as one line by the command-line scripts), RuntimeError with the worker's traceback otherwise."""
+    if not isinstance(batch, dict) or ERROR_KEY not in batch:
+        return
+    raw = batch[ERROR_KEY]
+    raw = raw.numpy() if isinstance(raw, paddle.Tensor) else np.asarray(raw)
+    info = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+    if info["user"]:
+        raise UserInputError(info["message"])
+    raise RuntimeError("loading training sample {} failed with {}: {}\n--- traceback in the data loader ---\n{}".format(
+        info["index"], info["type"], info["message"], info["traceback"]))

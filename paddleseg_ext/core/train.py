@@ -1,9 +1,11 @@
 """The training loop: data-parallel over GPUs or CPU processes (gloo), AMP, logging with ETA,
 atomic checkpoints, exact resume, evaluation with best-model tracking, VisualDL scalars/images."""
+import contextlib
 import math
 import os
 import random
 import signal
+import threading
 import time
 
 import numpy as np
@@ -12,7 +14,7 @@ import paddle
 from ..utils.errors import UserInputError
 from . import checkpoint as ckpt
 from .inference import build, check_num_classes, load_config
-from .sampler import IterationBatchSampler, SeededDataset
+from .sampler import IterationBatchSampler, SeededDataset, collate_samples, raise_load_error
 
 
 class TrainingDiverged(RuntimeError):
@@ -21,6 +23,59 @@ class TrainingDiverged(RuntimeError):
 
 class _Interrupted(Exception):
     pass
+
+
+class _StopSignals:
+    """SIGTERM / SIGINT stop training with a message naming the last complete checkpoint.
+
+    Inside `deferred()` (checkpoint writes) a signal only takes effect once the block is done, so a
+    stop request never interrupts a write half-way (a kill -9 cannot be deferred: the writes are atomic).
+    DataLoader workers (`worker_signals`) ignore SIGINT and exit quietly (status 0) on SIGTERM: Ctrl-C or
+    a scheduler's SIGTERM reaches the whole process group, and a worker killed by the signal would make
+    Paddle raise in the main process (SIGCHLD) before the checkpoint is safe and the message printed.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.sig = None
+        self._depth = 0
+        self._old = {}
+        self._pid = os.getpid()
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread():
+            self._pid = os.getpid()
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def restore(self):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        if os.getpid() != self._pid:
+            return
+        self.sig = signum
+        if self._depth == 0:
+            raise _Interrupted()
+
+    @staticmethod
+    def worker_signals(worker_id=None):
+        """DataLoader `worker_init_fn`: leave SIGINT to the main process, end quietly on SIGTERM."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if self._depth == 0 and self.sig is not None:
+            raise _Interrupted()
 
 
 def _format_eta(seconds):
@@ -77,6 +132,8 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
     seed = int(seed if seed is not None else cfg.dic.get("seed", 0))
     set_seed(seed)
     _prepare_save_dir(save_dir, rank)
+    if not resume_model:
+        _refuse_to_overwrite(save_dir)
 
     builder = SegBuilder(cfg)
     train_ds = build(builder, "train_dataset", config)
@@ -89,8 +146,10 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
 
     total_iters = int(cfg.iters)
     start_iter, best_pq, best_iter = 0, -1.0, -1
+    last_ckpt = None
     if resume_model:
         path = ckpt.resolve_resume_path(resume_model)
+        last_ckpt = path
         state = ckpt.load_checkpoint(path, model, optimizer)
         start_iter = int(state["iteration"])
         best_pq, best_iter = float(state.get("best_pq", -1.0)), int(state.get("best_iter", -1))
@@ -107,7 +166,8 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
     sampler = IterationBatchSampler(len(train_ds), cfg.batch_size, total_iters, start_iter=start_iter,
                                     seed=seed, rank=rank, nranks=nranks, shuffle=True)
     loader = paddle.io.DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=num_workers,
-                                  return_list=True, use_shared_memory=num_workers > 0)
+                                  return_list=True, use_shared_memory=num_workers > 0, collate_fn=collate_samples,
+                                  worker_init_fn=_StopSignals.worker_signals if num_workers > 0 else None)
 
     writer = None
     if use_vdl and rank == 0:
@@ -127,20 +187,25 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             else:
                 ddp_model = model
 
-    interrupted = {"sig": None}
-
-    def _on_signal(signum, frame):
-        interrupted["sig"] = signum
-        raise _Interrupted()
-
-    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM,)}
+    stop = _StopSignals().install()
 
     _log(rank, "[TRAIN] {} images, batch {} x {} rank(s), iters {} -> {}, device {}, seed {}".format(
         len(train_ds), cfg.batch_size, nranks, start_iter, total_iters, dev, seed))
     it = start_iter
     window = {"loss": [], "semantic": [], "center": [], "offset": [], "batch": [], "reader": []}
     last_metrics = None
-    last_ckpt = None
+
+    def save_iteration():
+        """Rank 0 writes iter_<it> (a stop signal waits until it is complete) and prunes old ones."""
+        nonlocal last_ckpt
+        if rank != 0:
+            return
+        with stop.deferred():
+            last_ckpt = ckpt.save_checkpoint(save_dir, it, model, optimizer, {
+                "best_pq": best_pq, "best_iter": best_iter, "seed": seed, "config": os.path.abspath(config)})
+            ckpt.prune_checkpoints(save_dir, keep_checkpoint_max, protect=(last_ckpt,))
+            _log(rank, "[TRAIN] saved {}".format(last_ckpt))
+
     t_start = time.time()
     try:
         model.train()
@@ -148,6 +213,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
         for batch in loader:
             it += 1
             reader_cost = time.time() - t_read
+            raise_load_error(batch)
             batch = _to_tensors(batch)
             if use_amp:
                 with paddle.amp.auto_cast(level=amp_level, dtype="float16" if precision == "fp16" else "bfloat16"):
@@ -204,29 +270,32 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                 if do_eval:
                     from .val import evaluate
                     model.eval()
-                    last_metrics = evaluate(model, val_ds, cfg, config_path=config, writer=writer, step=it,
-                                            max_images=max_eval_images, **(eval_kwargs or {}))
+                    try:
+                        last_metrics = evaluate(model, val_ds, cfg, config_path=config, writer=writer, step=it,
+                                                max_images=max_eval_images, **(eval_kwargs or {}))
+                    except Exception as e:
+                        # e.g. an unreadable val image: keep the iterations trained since the last save
+                        if not isinstance(e, _Interrupted):
+                            _log(rank, "[TRAIN] evaluation at iteration {} failed; saving first".format(it))
+                            save_iteration()
+                        raise
                     model.train()
                     pq = float(last_metrics["panoptic"]["All"]["pq"])
                     if pq > best_pq:
                         best_pq, best_iter = pq, it
                         if rank == 0:
-                            ckpt.save_best_model(save_dir, model, {"iteration": it, "pq": pq})
+                            with stop.deferred():
+                                ckpt.save_best_model(save_dir, model, {"iteration": it, "pq": pq})
                     _log(rank, "[EVAL] iter {}: PQ {:.2f}; best PQ {:.2f} at iter {}".format(
                         it, 100 * pq, 100 * best_pq, best_iter))
-                if rank == 0:
-                    last_ckpt = ckpt.save_checkpoint(save_dir, it, model, optimizer, {
-                        "best_pq": best_pq, "best_iter": best_iter, "seed": seed, "config": os.path.abspath(config)})
-                    ckpt.prune_checkpoints(save_dir, keep_checkpoint_max)
-                    _log(rank, "[TRAIN] saved {}".format(last_ckpt))
+                save_iteration()
             t_read = time.time()
     except _Interrupted:
         _log(rank, "[TRAIN] interrupted by signal {} at iteration {}; last complete checkpoint: {}".format(
-            interrupted["sig"], it, last_ckpt or "none"))
-        raise SystemExit(128 + int(interrupted["sig"] or 0))
+            stop.sig, it, last_ckpt or "none"))
+        raise SystemExit(128 + int(stop.sig or 0))
     finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        stop.restore()
         if writer is not None:
             writer.close()
     _log(rank, "[TRAIN] done: {} iterations in {:.1f}s".format(it - start_iter, time.time() - t_start))
@@ -262,6 +331,17 @@ def parameter_checksum(model):
         h.update(name.encode())
         h.update(np.ascontiguousarray(value.numpy()).tobytes())
     return h.hexdigest()
+
+
+def _refuse_to_overwrite(save_dir):
+    """A fresh run (no --resume_model) must not overwrite or prune an earlier run's checkpoints/best model."""
+    found = [os.path.basename(p) for _, p in ckpt.list_checkpoints(save_dir)]
+    if os.path.isfile(os.path.join(save_dir, "best_model", "model.pdparams")):
+        found.append("best_model")
+    if found:
+        shown = ", ".join(found[-3:]) if len(found) <= 3 else "{} ... {}".format(found[0], ", ".join(found[-2:]))
+        raise UserInputError("--save_dir {} already holds checkpoints of an earlier run ({}); pass --resume_model {} "
+                             "to continue it, or choose another --save_dir".format(save_dir, shown, save_dir))
 
 
 def _prepare_save_dir(save_dir, rank):

@@ -200,11 +200,37 @@ def format_metrics_table(metrics, class_names=None):
 
 
 def save_metrics(metrics, path):
+    """Write the metrics json atomically (a kill never leaves a half-written results file)."""
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(metrics, f, indent=2, default=float)
+    tmp = os.path.join(d, ".tmp_{}.{}".format(os.path.basename(path), os.getpid()))
+    try:
+        with open(tmp, "w") as f:
+            json.dump(metrics, f, indent=2, default=float)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise UserInputError("cannot write results file {}: {}".format(path, e.strerror or e))
+
+
+def check_writable_dir(path, what):
+    """Create folder `path` if needed and check a file can be written there; UserInputError naming `what`."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test_{}".format(os.getpid()))
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserInputError("{}: cannot write to folder {}: {}".format(what, path, e.strerror or e))
+
+
+def default_results_file(model_path):
+    """`<folder of the weights>/eval_results.json`."""
+    base = model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path))
+    return os.path.join(base, "eval_results.json")
 
 
 def run_val(args):
@@ -215,7 +241,16 @@ def run_val(args):
     _setup_device(args.device)
     if paddle.distributed.get_world_size() > 1:
         paddle.distributed.init_parallel_env()
+    rank = paddle.distributed.get_rank()
     cfg, builder, model = load_model(args.config, args.model_path)
+    results_file = args.results_file or default_results_file(args.model_path)
+    if rank == 0:  # before a possibly long evaluation, not after it
+        if os.path.isdir(results_file):
+            raise UserInputError("--results_file is a folder, not a file: {}".format(results_file))
+        check_writable_dir(os.path.dirname(os.path.abspath(results_file)), "--results_file {}{}".format(
+            results_file, "" if args.results_file else " (default, next to --model_path)"))
+    if args.save_predictions:
+        check_writable_dir(args.save_predictions, "--save_predictions {}".format(args.save_predictions))
     dataset = build(builder, "val_dataset", args.config)
     if len(dataset) == 0:
         raise UserInputError("val_dataset of {} has no images".format(args.config))
@@ -225,7 +260,6 @@ def run_val(args):
     flip = bool(args.flip_horizontal and args.aug_eval)
     pp_overrides = dict(threshold=args.threshold, nms_kernel=args.nms_kernel, top_k=args.top_k,
                         stuff_area=args.stuff_area)
-    rank = paddle.distributed.get_rank()
     if rank == 0:
         print("[VAL] {} images, scales {}, flip {}, oracle {}".format(
             len(dataset) if args.max_images is None else min(len(dataset), args.max_images), list(scales), flip,
@@ -237,11 +271,6 @@ def run_val(args):
         if not args.benchmark_network_speed:
             metrics.pop("speed", None)
         print(format_metrics_table(metrics), flush=True)
-        results_file = args.results_file
-        if results_file is None:
-            mp = args.model_path
-            base = mp if os.path.isdir(mp) else os.path.dirname(os.path.abspath(mp))
-            results_file = os.path.join(base, "eval_results.json")
         save_metrics(metrics, results_file)
         print("[VAL] metrics saved to {}".format(results_file), flush=True)
         if args.save_predictions:

@@ -50,7 +50,8 @@ def _instance_pixels(masks, num):
     if masks.ndim == 3:
         if masks.shape[0] != num:
             raise UserInputError("got {} masks for {} instances".format(masks.shape[0], num))
-        k, pix = np.nonzero(masks.reshape(num, -1))
+        # explicit pixel count: reshape(0, -1) is ambiguous when there are no instances
+        k, pix = np.nonzero(masks.reshape(num, masks.shape[1] * masks.shape[2]))
         return k, pix
     flat = masks.ravel().astype(np.int64)
     pix = np.flatnonzero(flat)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..utils import UserInputError, rgb2id
+from ..utils.panoptic_io import imread_checked
 from .panoptic_quality import PanopticEvaluator, format_pq_table
 
 
@@ -23,12 +24,7 @@ def read_segment_ids(path):
     the 4-byte RGBA pixels are reinterpreted as little-endian uint32 instead of combining
     three int32 planes.
     """
-    if not os.path.isfile(path):
-        raise UserInputError("file not found: {}".format(path))
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise UserInputError("cannot decode image file (corrupt, truncated or not an image): {}".format(path))
+    img = imread_checked(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 2:
         return img.astype(np.uint32)
     if img.dtype == np.uint8 and sys.byteorder == "little":

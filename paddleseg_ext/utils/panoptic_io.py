@@ -1,5 +1,6 @@
 """Reading and writing images and COCO/Cityscapes panoptic PNGs (id = R + 256 G + 256^2 B)."""
 import os
+import zlib
 
 import cv2
 import numpy as np
@@ -26,10 +27,57 @@ def id2rgb(ids):
     return rgb
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_problem(buf):
+    """What is wrong with a PNG byte string (truncated, bad chunk CRC), or None; walks the chunks only."""
+    pos, n = len(_PNG_SIGNATURE), len(buf)
+    while pos + 12 <= n:
+        length = int.from_bytes(buf[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > n:
+            break
+        kind = buf[pos + 4:pos + 8]
+        if zlib.crc32(buf[pos + 4:end - 4]) != int.from_bytes(buf[end - 4:end], "big"):
+            return "corrupt PNG chunk {!r} at byte {}".format(kind.decode("latin-1"), pos)
+        if kind == b"IEND":
+            return None
+        pos = end
+    return "truncated or corrupt PNG ({} bytes, no complete IEND chunk)".format(n)
+
+
+def _jpeg_problem(buf):
+    """'truncated JPEG' when no end-of-image marker follows the last scan, else None."""
+    last_scan = buf.rfind(b"\xff\xda")
+    if last_scan >= 0 and buf.find(b"\xff\xd9", last_scan) < 0:
+        return "truncated JPEG ({} bytes, no end-of-image marker)".format(len(buf))
+    return None
+
+
+def _integrity_problem(data):
+    """Cheap structural checks before decoding: OpenCV decodes a truncated JPEG without complaint (grey
+    rows) and reports broken PNGs on stderr, so both are caught here first."""
+    buf = data.tobytes()
+    if buf.startswith(_PNG_SIGNATURE):
+        return _png_problem(buf)
+    if buf.startswith(b"\xff\xd8\xff"):
+        return _jpeg_problem(buf)
+    return None
+
+
+def imread_checked(path, flags=cv2.IMREAD_UNCHANGED):
+    """`cv2.imdecode` of a file, with UserInputError naming the file when it is missing, truncated or corrupt."""
+    return _imread(path, flags)
+
+
 def _imread(path, flags):
     if not os.path.isfile(path):
         raise UserInputError("file not found: {}".format(path))
     data = np.fromfile(path, dtype=np.uint8)
+    problem = _integrity_problem(data)
+    if problem:
+        raise UserInputError("cannot decode image file ({}): {}".format(problem, path))
     img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
         raise UserInputError("cannot decode image file (corrupt, truncated or not an image): {}".format(path))

@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 
 from ..utils.errors import UserInputError
+from ..utils.files import check_writable_dir
 from . import checkpoint as ckpt
 from .inference import build, check_num_classes, load_config
 from .sampler import IterationBatchSampler, SeededDataset, collate_samples, raise_load_error
@@ -347,12 +348,5 @@ def _refuse_to_overwrite(save_dir):
 def _prepare_save_dir(save_dir, rank):
     if rank != 0:
         return
-    try:
-        os.makedirs(save_dir, exist_ok=True)
-        probe = os.path.join(save_dir, ".write_test_{}".format(os.getpid()))
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UserInputError("--save_dir {} is not writable: {}".format(save_dir, e.strerror or e))
+    check_writable_dir(save_dir, "--save_dir")
     ckpt.remove_stale_tmp(save_dir)

@@ -8,6 +8,7 @@ import numpy as np
 import paddle
 
 from ..utils.errors import UserInputError
+from ..utils.files import check_writable_dir
 from ..utils.panoptic_io import read_panoptic_png
 from .inference import postprocess_params, predict_outputs, to_numpy
 
@@ -214,17 +215,6 @@ def save_metrics(metrics, path):
             os.remove(tmp)
         raise UserInputError("cannot write results file {}: {}".format(path, e.strerror or e))
 
-
-def check_writable_dir(path, what):
-    """Create folder `path` if needed and check a file can be written there; UserInputError naming `what`."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test_{}".format(os.getpid()))
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UserInputError("{}: cannot write to folder {}: {}".format(what, path, e.strerror or e))
 
 
 def default_results_file(model_path):

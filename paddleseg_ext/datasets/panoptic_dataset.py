@@ -1,5 +1,4 @@
 """Shared base of the panoptic datasets: records, transforms, target generation, sample dict."""
-import json
 import os
 
 import numpy as np
@@ -8,7 +7,7 @@ from paddleseg.cvlibs import manager
 from paddleseg.transforms import Compose
 
 from ..transforms.target_generator import PanopticTargetGenerator, segment_index_map
-from ..utils import UserInputError, read_image, read_panoptic_png
+from ..utils import UserInputError, load_json, read_image, read_panoptic_png  # noqa: F401 (load_json: re-exported)
 
 # Keys of a sample (see docs/design.md); `centers` from the generator has a variable length and
 # would break batching, so it is left out.
@@ -37,16 +36,6 @@ def build_transforms(transforms):
         built.append(t)
     return built
 
-
-def load_json(path, what):
-    """Read a json file; a missing or malformed file raises UserInputError naming it."""
-    if not os.path.isfile(path):
-        raise UserInputError("{} not found: {}".format(what, path))
-    try:
-        with open(path, "r") as f:
-            return json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserInputError("cannot parse {} {}: {}".format(what, path, e))
 
 
 class PanopticDataset(paddle.io.Dataset):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from ..utils import UserInputError, rgb2id
+from ..utils import UserInputError, load_json, rgb2id
 from ..utils.panoptic_io import imread_checked
 from .panoptic_quality import PanopticEvaluator, format_pq_table
 
@@ -33,15 +33,6 @@ def read_segment_ids(path):
         return rgba.view(np.uint32)[..., 0] & np.uint32(0xFFFFFF)
     return rgb2id(img[..., 2::-1]).astype(np.uint32)
 
-
-def _load_json(path, what):
-    if not os.path.isfile(path):
-        raise UserInputError("{} json file not found: {}".format(what, path))
-    try:
-        with open(path, "r") as f:
-            return json.load(f)
-    except ValueError as e:
-        raise UserInputError("{} json file {} is not valid JSON: {}".format(what, path, e))
 
 
 def _require(d, key, path):
@@ -88,8 +79,8 @@ def evaluate_panoptic_files(gt_json_file, gt_folder, pred_json_file, pred_folder
     prints the official table when ``verbose``.
     """
     start = time.time()
-    gt_json = _load_json(gt_json_file, "ground truth")
-    pred_json = _load_json(pred_json_file, "prediction")
+    gt_json = load_json(gt_json_file, "ground truth json file")
+    pred_json = load_json(pred_json_file, "prediction json file")
     for folder, what in ((gt_folder, "ground truth"), (pred_folder, "prediction")):
         if not os.path.isdir(folder):
             raise UserInputError("folder {} with {} segmentations doesn't exist".format(folder, what))

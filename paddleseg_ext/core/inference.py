@@ -2,10 +2,10 @@
 post-processing parameters from a config. Used by val, predict and training-time evaluation."""
 import os
 
-import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from ..utils.arrays import to_numpy  # noqa: F401 (re-exported for the loops)
 from ..utils.errors import UserInputError
 
 
@@ -282,7 +282,3 @@ def postprocess_params(cfg, dataset=None, **overrides):
         raise UserInputError("top_k must be >= 1, got {}".format(params["top_k"]))
     return params
 
-
-def to_numpy(t):
-    """Paddle tensor or array -> numpy array."""
-    return t.numpy() if isinstance(t, paddle.Tensor) else np.asarray(t)

@@ -113,7 +113,7 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
                 vis.append((rec["image_path"], to_numpy(semantic), panoptic_np))
             bar.step()
 
-    metrics = _jsonable(evaluators.evaluate())  # merges states over ranks
+    metrics = evaluators.evaluate()  # merges states over ranks; json-ready
     n_done = _all_sum(len(indices))
     metrics["num_images"] = int(n_done)
     metrics["speed"] = {
@@ -126,18 +126,6 @@ def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, o
         _write_vdl(writer, metrics, step or 0, vis, dataset)
     return metrics
 
-
-def _jsonable(obj):
-    """numpy scalars/arrays -> Python floats/lists; dict keys -> str (json keys are strings)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def _sync():

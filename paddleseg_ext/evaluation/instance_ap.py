@@ -23,6 +23,8 @@ import contextlib
 import io
 
 import numpy as np
+
+from ..utils.arrays import to_numpy as _to_numpy
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
 from ..utils import UserInputError
@@ -38,11 +40,6 @@ for _l in _CS_LABELS:
     if _l.hasInstances and not _l.ignoreInEval:
         _TRAIN_TO_LABEL_LUT[_l.trainId] = _l.id
 
-
-def _to_numpy(x):
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    return np.asarray(x)
 
 
 def _instance_pixels(masks, num):

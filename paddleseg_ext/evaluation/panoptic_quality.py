@@ -16,6 +16,8 @@ matching, false positives and negatives are numpy operations over the few overla
 """
 import numpy as np
 
+from ..utils.arrays import to_numpy as _to_numpy
+
 from ..utils import UserInputError
 from .distributed import all_reduce_sum
 
@@ -24,11 +26,6 @@ TP, FP, FN, IOU = 0, 1, 2, 3
 # a lookup table is used to index segment ids below this bound, searchsorted above it
 _LUT_MAX_ID = 1 << 22
 
-
-def _to_numpy(x):
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    return np.asarray(x)
 
 
 def index_segment_map(ids, known_ids, zero_id=0, scale=1):

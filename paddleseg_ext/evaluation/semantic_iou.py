@@ -8,14 +8,11 @@ tp + fp + fn = 0 has IoU NaN and is left out of the mean (its `getScoreAverage`)
 """
 import numpy as np
 
+from ..utils.arrays import to_numpy as _to_numpy
+
 from ..utils import UserInputError
 from .distributed import all_reduce_sum
 
-
-def _to_numpy(x):
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    return np.asarray(x)
 
 
 class SemanticEvaluator:

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from ..utils.arrays import to_numpy as _to_numpy
+
 from .distributed import all_gather_objects
 from .instance_ap import CityscapesInstanceEvaluator, CocoInstanceEvaluator
 from .panoptic_quality import PanopticEvaluator, index_segment_map
@@ -15,11 +17,6 @@ from .semantic_iou import SemanticEvaluator
 #: instance confidence modes of the post-processing's `instance_scores`
 SCORE_MODES = ("semantic", "semantic_x_instance")
 
-
-def _to_numpy(x):
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    return np.asarray(x)
 
 
 def _json_ready(x):

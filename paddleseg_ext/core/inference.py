@@ -5,7 +5,6 @@ import os
 import paddle
 import paddle.nn.functional as F
 
-from ..utils.arrays import to_numpy  # noqa: F401 (re-exported for the loops)
 from ..utils.errors import UserInputError
 
 

@@ -216,7 +216,8 @@ def predict_image(model, image, transforms, post_params, scales=(1.0,), flip=Fal
         (semantic int64 [H, W], panoptic int64 [H, W]) numpy arrays.
     """
     from ..postprocess import panoptic_postprocess
-    from .inference import predict_outputs, to_numpy
+    from ..utils.arrays import to_numpy
+    from .inference import predict_outputs
 
     h, w = image.shape[:2]
     x, _ = preprocess(image, transforms)

@@ -272,7 +272,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                     from .val import evaluate
                     model.eval()
                     try:
-                        last_metrics = evaluate(model, val_ds, cfg, config_path=config, writer=writer, step=it,
+                        last_metrics = evaluate(model, val_ds, cfg, writer=writer, step=it,
                                                 max_images=max_eval_images, **(eval_kwargs or {}))
                     except Exception as e:
                         # e.g. an unreadable val image: keep the iterations trained since the last save

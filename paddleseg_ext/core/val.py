@@ -10,10 +10,10 @@ import paddle
 from ..utils.errors import UserInputError
 from ..utils.files import check_writable_dir
 from ..utils.panoptic_io import read_panoptic_png
-from .inference import postprocess_params, predict_outputs, to_numpy
+from ..utils.arrays import to_numpy
+from .inference import postprocess_params, predict_outputs
 
 ORACLE_KEYS = ("semantic", "center", "offset")
-SCORE_MODES = ("semantic", "semantic_x_instance")
 
 
 def parse_oracle(text):
@@ -49,9 +49,9 @@ def shard_indices(n, rank, nranks, max_images=None):
     return list(range(rank, total, nranks))
 
 
-def evaluate(model, dataset, cfg, config_path=None, scales=(1.0,), flip=False, oracle=(), pp_overrides=None,
+def evaluate(model, dataset, cfg, scales=(1.0,), flip=False, oracle=(), pp_overrides=None,
              save_predictions=None, benchmark_speed=False, writer=None, step=None, max_images=None,
-             num_vis=3, progress=True, num_workers=0):
+             num_vis=3, progress=True):
     """Evaluate `model` on `dataset` (val mode); every rank must call it.
 
     Returns:
@@ -162,7 +162,7 @@ def _write_vdl(writer, metrics, step, vis, dataset):
         writer.add_image("Evaluate/visualization_{}".format(i), panel, step)
 
 
-def format_metrics_table(metrics, class_names=None):
+def format_metrics_table(metrics):
     """Printable PQ/SQ/RQ table (All/Things/Stuff + per class), mIoU and AP lines."""
     pan = metrics["panoptic"]
     lines = ["{:<14}|{:>8}{:>8}{:>8}{:>6}".format("", "PQ", "SQ", "RQ", "N"), "-" * 44]
@@ -242,7 +242,7 @@ def run_val(args):
         print("[VAL] {} images, scales {}, flip {}, oracle {}".format(
             len(dataset) if args.max_images is None else min(len(dataset), args.max_images), list(scales), flip,
             ",".join(oracle) or "none"), flush=True)
-    metrics = evaluate(model, dataset, cfg, config_path=args.config, scales=scales, flip=flip, oracle=oracle,
+    metrics = evaluate(model, dataset, cfg, scales=scales, flip=flip, oracle=oracle,
                        pp_overrides=pp_overrides, save_predictions=args.save_predictions,
                        benchmark_speed=args.benchmark_network_speed, max_images=args.max_images)
     if rank == 0:

@@ -27,6 +27,9 @@ class CityscapesPanoptic(PanopticDataset):
         mode (str): 'train' or 'val'.
         label_divisor, ignore_index, sigma, ignore_stuff_in_offset, small_instance_area,
         small_instance_weight, ignore_crowd_in_semantic: see `PanopticTargetGenerator`.
+        target_generator (dict or object, optional): another model's targets, e.g.
+            ``{type: PanopticFCNTargetGenerator, ...}`` (see `panoptic_dataset.build_target_generator`);
+            default: Panoptic-DeepLab's from the arguments above.
     """
 
     NUM_CLASSES = meta.NUM_CLASSES
@@ -35,12 +38,12 @@ class CityscapesPanoptic(PanopticDataset):
 
     def __init__(self, dataset_root, transforms, mode="train", label_divisor=1000, ignore_index=255,
                  sigma=8, ignore_stuff_in_offset=True, small_instance_area=4096, small_instance_weight=3,
-                 ignore_crowd_in_semantic=False):
+                 ignore_crowd_in_semantic=False, target_generator=None):
         super().__init__(dataset_root, transforms, mode, meta.THING_IDS, meta.CLASS_NAMES, meta.PALETTE,
                          label_divisor=label_divisor, ignore_index=ignore_index, sigma=sigma,
                          ignore_stuff_in_offset=ignore_stuff_in_offset, small_instance_area=small_instance_area,
                          small_instance_weight=small_instance_weight,
-                         ignore_crowd_in_semantic=ignore_crowd_in_semantic)
+                         ignore_crowd_in_semantic=ignore_crowd_in_semantic, target_generator=target_generator)
         gt_root = os.path.join(dataset_root, "gtFine")
         self.json_file = os.path.join(gt_root, "cityscapes_panoptic_{}_trainId.json".format(mode))
         self.label_dir = os.path.join(gt_root, "cityscapes_panoptic_{}_trainId".format(mode))

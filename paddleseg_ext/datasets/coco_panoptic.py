@@ -21,6 +21,9 @@ class CocoPanoptic(PanopticDataset):
             the same name without '.json'.
         label_divisor, ignore_index, sigma, ignore_stuff_in_offset, small_instance_area,
         small_instance_weight, ignore_crowd_in_semantic: see `PanopticTargetGenerator`.
+        target_generator (dict or object, optional): another model's targets, e.g.
+            ``{type: PanopticFCNTargetGenerator, ...}`` (see `panoptic_dataset.build_target_generator`);
+            default: Panoptic-DeepLab's from the arguments above.
 
     Records' `segments_info` carry train ids; `json_file` / `label_dir` stay the COCO originals
     (COCO category ids) for evaluation, with `meta.TRAIN_ID_TO_CATEGORY_ID` to map back.
@@ -32,12 +35,13 @@ class CocoPanoptic(PanopticDataset):
 
     def __init__(self, dataset_root, transforms, mode="train", json_file=None, label_divisor=1000,
                  ignore_index=255, sigma=8, ignore_stuff_in_offset=True, small_instance_area=4096,
-                 small_instance_weight=3, ignore_crowd_in_semantic=False):
+                 small_instance_weight=3, ignore_crowd_in_semantic=False,
+                 target_generator=None):
         super().__init__(dataset_root, transforms, mode, meta.THING_IDS, meta.CLASS_NAMES, meta.PALETTE,
                          label_divisor=label_divisor, ignore_index=ignore_index, sigma=sigma,
                          ignore_stuff_in_offset=ignore_stuff_in_offset, small_instance_area=small_instance_area,
                          small_instance_weight=small_instance_weight,
-                         ignore_crowd_in_semantic=ignore_crowd_in_semantic)
+                         ignore_crowd_in_semantic=ignore_crowd_in_semantic, target_generator=target_generator)
         if json_file is None:
             json_file = os.path.join(dataset_root, "annotations", "panoptic_{}2017.json".format(mode))
         self.json_file = json_file

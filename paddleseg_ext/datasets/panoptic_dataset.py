@@ -9,10 +9,8 @@ from paddleseg.transforms import Compose
 from ..transforms.target_generator import PanopticTargetGenerator, segment_index_map
 from ..utils import UserInputError, load_json, read_image, read_panoptic_png  # noqa: F401 (load_json: re-exported)
 
-# Keys of a sample (see docs/design.md); `centers` from the generator has a variable length and
-# would break batching, so it is left out.
-SAMPLE_KEYS = ("semantic", "center", "offset", "semantic_weights", "center_weights",
-               "offset_weights", "panoptic")
+# Keys of a sample from the default (Panoptic-DeepLab) targets, see docs/design.md.
+SAMPLE_KEYS = PanopticTargetGenerator.sample_keys
 
 
 def build_transforms(transforms):
@@ -37,6 +35,35 @@ def build_transforms(transforms):
     return built
 
 
+def build_target_generator(spec, **dataset_args):
+    """A dataset's `target_generator:` (an object, or a dict ``{type: <name in manager.TRANSFORMS>, ...}``).
+
+    A target generator is called as ``generator(panoptic, segments_info)`` (segment ids [H, W] and the
+    json segments, after augmentation) and returns a dict of numpy arrays; the keys in its
+    ``sample_keys`` go into the sample. `dataset_args` (ignore_index, thing_ids, label_divisor) fill
+    constructor arguments the dict does not set, when the generator takes them.
+    """
+    if not isinstance(spec, dict):
+        if not callable(spec) or not hasattr(spec, "sample_keys"):
+            raise UserInputError("target_generator {!r} must be a dict with a `type` or a callable with "
+                                 "`sample_keys`".format(spec))
+        return spec
+    cfg = dict(spec)
+    name = cfg.pop("type", None)
+    if name not in manager.TRANSFORMS.components_dict:
+        raise UserInputError("target_generator: unknown type {!r} (not in manager.TRANSFORMS)".format(name))
+    cls = manager.TRANSFORMS[name]
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    for k, v in dataset_args.items():
+        if k in accepted and k not in cfg:
+            cfg[k] = v
+    try:
+        return cls(**cfg)
+    except TypeError as e:
+        raise UserInputError("target_generator {}: {}".format(name, e))
+
 
 class PanopticDataset(paddle.io.Dataset):
     """Base class: subclasses fill `self.records` and set the class metadata.
@@ -54,7 +81,8 @@ class PanopticDataset(paddle.io.Dataset):
 
     def __init__(self, dataset_root, transforms, mode, thing_ids, class_names, palette,
                  label_divisor=1000, ignore_index=255, sigma=8, ignore_stuff_in_offset=True,
-                 small_instance_area=4096, small_instance_weight=3, ignore_crowd_in_semantic=False):
+                 small_instance_area=4096, small_instance_weight=3, ignore_crowd_in_semantic=False,
+                 target_generator=None):
         super().__init__()
         if mode not in self.MODES:
             raise UserInputError("{}: unknown mode {!r}, expected one of {}".format(
@@ -71,11 +99,16 @@ class PanopticDataset(paddle.io.Dataset):
         self.palette = [list(c) for c in palette]
         self.label_divisor = int(label_divisor)
         self.ignore_index = int(ignore_index)
-        self.target_generator = PanopticTargetGenerator(
-            ignore_index=ignore_index, thing_ids=self.thing_ids, sigma=sigma,
-            ignore_stuff_in_offset=ignore_stuff_in_offset, small_instance_area=small_instance_area,
-            small_instance_weight=small_instance_weight, ignore_crowd_in_semantic=ignore_crowd_in_semantic,
-            label_divisor=label_divisor)
+        if target_generator is None:
+            self.target_generator = PanopticTargetGenerator(
+                ignore_index=ignore_index, thing_ids=self.thing_ids, sigma=sigma,
+                ignore_stuff_in_offset=ignore_stuff_in_offset, small_instance_area=small_instance_area,
+                small_instance_weight=small_instance_weight, ignore_crowd_in_semantic=ignore_crowd_in_semantic,
+                label_divisor=label_divisor)
+        else:
+            self.target_generator = build_target_generator(
+                target_generator, ignore_index=self.ignore_index, thing_ids=self.thing_ids,
+                label_divisor=self.label_divisor)
         self.records = []
 
     def __len__(self):
@@ -109,7 +142,7 @@ class PanopticDataset(paddle.io.Dataset):
         data = self._compose(data)
         targets = self.target_generator(data["label"], self.records[idx]["segments_info"])
         sample = {"img": np.ascontiguousarray(data["img"], dtype=np.float32)}
-        for key in SAMPLE_KEYS:
+        for key in self.target_generator.sample_keys:
             sample[key] = targets[key]
         sample["idx"] = np.int64(idx)
         return sample

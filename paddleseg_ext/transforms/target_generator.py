@@ -1,5 +1,6 @@
 """Panoptic-DeepLab training targets from a panoptic label map (tech report seed 004, §2.1.4)."""
 import numpy as np
+from paddleseg.cvlibs import manager
 from scipy import ndimage
 
 # Segment ids below this bound are mapped through a lookup table (one gather per pixel);
@@ -45,6 +46,7 @@ def gaussian_kernel(sigma):
     return g.astype(np.float32)
 
 
+@manager.TRANSFORMS.add_component
 class PanopticTargetGenerator:
     """Builds the six Panoptic-DeepLab targets (and the panoptic ground truth) from segment ids.
 
@@ -59,6 +61,10 @@ class PanopticTargetGenerator:
         ignore_crowd_in_semantic (bool): label crowd pixels `ignore_index` in `semantic`.
         label_divisor (int): panoptic label = class * label_divisor + instance.
     """
+
+    #: keys of the returned dict that go into a dataset sample (`centers` has a variable length)
+    sample_keys = ("semantic", "center", "offset", "semantic_weights", "center_weights", "offset_weights",
+                   "panoptic")
 
     def __init__(self, ignore_index, thing_ids, sigma=8, ignore_stuff_in_offset=True,
                  small_instance_area=4096, small_instance_weight=3, ignore_crowd_in_semantic=False,

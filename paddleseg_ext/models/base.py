@@ -12,8 +12,11 @@ Network and training
     ``loss:`` block, ``{"types": [loss layers], "coef": [floats]}``.
 
 Inference (one image, batch 1)
+    ``inference_outputs(x, scales=(1.0,), flip=False)``: the network outputs the post-processing
+    takes (default: ``self(x)``; a model may normalise them, e.g. softmax, and average test-time
+    augmentation here; without TTA it must trace with ``paddle.jit.to_static``).
     ``build_postprocess(meta, params)``: an ``nn.Layer`` whose
-    ``forward(outputs, valid_hw, ori_hw)`` turns the network outputs into the tuple
+    ``forward(outputs, valid_hw, ori_hw)`` turns those outputs into the tuple
     `INFERENCE_OUTPUTS`:
 
     - ``panoptic`` int64 [h, w]: ``class * label_divisor + instance`` (instance from 1 for things,
@@ -33,8 +36,6 @@ Inference (one image, batch 1)
     overrides.
 
 Optional
-    ``forward_tta(x, scales, flip)``: network outputs averaged over scales / horizontal flip, in
-    the layout `forward` returns; the default supports only ``scales=(1.0,)`` without flip.
     ``apply_oracle(outputs, sample, keys)``: outputs with the parts named by `keys` replaced by
     ground truth from the (val) `sample`; `oracle_keys` lists what a model supports.
 """
@@ -55,7 +56,7 @@ class PanopticModel(nn.Layer):
     score_modes = ()
     #: ground-truth substitutions `apply_oracle` supports (val.py --oracle)
     oracle_keys = ()
-    #: whether `forward_tta` supports scales other than 1.0 and flipping
+    #: whether `inference_outputs` supports scales other than 1.0 and flipping
     supports_tta = False
 
     def loss(self, outputs, batch, losses):
@@ -64,7 +65,7 @@ class PanopticModel(nn.Layer):
     def build_postprocess(self, meta, params):
         raise NotImplementedError
 
-    def forward_tta(self, x, scales=(1.0,), flip=False):
+    def inference_outputs(self, x, scales=(1.0,), flip=False):
         scales = tuple(float(s) for s in scales)
         if scales != (1.0,) or flip:
             raise UserInputError("{} does not support test-time augmentation (scales {}, flip {})".format(

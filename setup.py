@@ -19,11 +19,24 @@ def read_requirements():
 
 setup(
     name="paddleseg_ext",
-    version="0.1.0",
-    description="Panoptic-DeepLab for PaddleSeg: model, data, targets, post-processing, evaluation",
-    packages=find_packages(include=["paddleseg_ext", "paddleseg_ext.*"]),
+    version="0.2.0",
+    description="Panoptic segmentation for PaddleSeg (Panoptic-DeepLab, PanopticFCN): models, data, targets, "
+                "post-processing, evaluation, train/val/predict/export commands",
+    packages=find_packages(include=["paddleseg_ext", "paddleseg_ext.*", "panoptic_metrics", "panoptic_metrics.*"]),
     python_requires=">=3.9,<3.13",
     install_requires=read_requirements(),
     include_package_data=True,
     license="Apache-2.0",
+    entry_points={"console_scripts": [
+        # the same commands as contrib/PanopticDeepLab/*.py, tools/*.py and deploy/python/infer.py
+        "panoptic-train=paddleseg_ext.cli.train:console_main",
+        "panoptic-val=paddleseg_ext.cli.val:console_main",
+        "panoptic-predict=paddleseg_ext.cli.predict:console_main",
+        "panoptic-export=paddleseg_ext.cli.export:console_main",
+        "panoptic-infer=paddleseg_ext.cli.infer:console_main",
+        "panoptic-make-demo-dataset=paddleseg_ext.cli.make_demo_dataset:console_main",
+        "panoptic-prepare-cityscapes=paddleseg_ext.cli.prepare_cityscapes:console_main",
+        "panoptic-prepare-coco=paddleseg_ext.cli.prepare_coco:console_main",
+        "panoptic-eval=panoptic_metrics.cli:console_main",
+    ]},
 )

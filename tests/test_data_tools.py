@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from paddleseg_ext.core.cli import run_cli
+from paddleseg_ext.cli.common import run_cli
 
 from paddleseg_ext.datasets.cityscapes_prepare import prepare_cityscapes
 from paddleseg_ext.datasets.coco_prepare import CATEGORY_TABLE, prepare_coco

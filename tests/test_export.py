@@ -12,7 +12,7 @@ import yaml
 
 from paddleseg_ext.core import export as export_mod
 from paddleseg_ext.core import predict as predict_mod
-from paddleseg_ext.core.cli import run_cli
+from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.postprocess import PanopticPostprocess, panoptic_postprocess
 from paddleseg_ext.utils import UserInputError, read_panoptic_png
 

@@ -11,7 +11,7 @@ from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as cs
 from paddleseg_ext.datasets.cityscapes_meta import TRAIN_ID_TO_LABEL_ID
 from paddleseg_ext.evaluation import (CityscapesInstanceEvaluator, CocoInstanceEvaluator, instances_from_panoptic,
                                       write_cityscapes_instances)
-from paddleseg_ext.evaluation.instance_ap import average_precision
+from panoptic_metrics.instance_ap import average_precision
 
 H, W = 64, 128
 # label ids: road 7, sky 23, ego vehicle 1 (void), person 24, rider 25, car 26, bicycle 33, caravan 29

@@ -11,7 +11,8 @@ from paddleseg.models import layers
 from paddleseg.models.backbones import MobileNetV3_small_x0_35, ResNet50_vd
 
 import paddleseg_ext  # noqa: F401
-from paddleseg_ext.models import DepthwiseSeparableConvBNReLU, PanopticDeepLab, find_user_input_error
+from paddleseg_ext.models import DepthwiseSeparableConvBNReLU, PanopticDeepLab
+from paddleseg_ext.runtime.config import find_user_input_error
 from paddleseg_ext.utils import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from paddleseg_ext.core import predict as predict_mod
-from paddleseg_ext.core.cli import run_cli
+from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.utils import read_image, read_panoptic_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from paddleseg_ext.core.cli import run_cli
+from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.utils import read_panoptic_png, write_panoptic_png
 from test_predict import CONTRIB, ROOT, make_config_and_weights, val_images
 

@@ -20,7 +20,7 @@ import paddle
 import pytest
 
 from paddleseg_ext.core import checkpoint as ckpt
-from paddleseg_ext.core.cli import run_cli
+from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.utils import UserInputError, read_panoptic_png
 from test_predict import CONTRIB, ROOT, make_config_and_weights, val_images
 

@@ -6,30 +6,10 @@ then converted like a real one (tools/prepare_cityscapes.py). Same arguments, sa
 
     python tools/make_demo_dataset.py --out contrib/PanopticDeepLab/data/demo_cityscapes
 """
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddleseg_ext.datasets.demo_dataset import make_demo_dataset  # noqa: E402
-from paddleseg_ext.core.cli import run_cli  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output dataset root (created; a previous demo there is replaced)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-train", type=int, default=8, help="training frames (default 8)")
-    parser.add_argument("--num-val", type=int, default=4, help="validation frames (default 4)")
-    parser.add_argument("--height", type=int, default=128, help="image height (default 128)")
-    parser.add_argument("--width", type=int, default=256, help="image width (default 256)")
-    args = parser.parse_args(argv)
-    make_demo_dataset(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-                      height=args.height, width=args.width, verbose=True)
-    print("demo dataset written to {}".format(args.out))
-    return 0
-
+from paddleseg_ext.cli.common import run_cli
+from paddleseg_ext.cli.make_demo_dataset import main
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

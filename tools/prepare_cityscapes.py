@@ -7,26 +7,10 @@ Existing outputs are skipped unless --force.
 
     python tools/prepare_cityscapes.py --root data/cityscapes
 """
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddleseg_ext.datasets.cityscapes_prepare import prepare_cityscapes  # noqa: E402
-from paddleseg_ext.core.cli import run_cli  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="Cityscapes root holding gtFine/ and leftImg8bit/")
-    parser.add_argument("--splits", nargs="+", default=None,
-                        help="splits to convert (default: those of train/val/test with *_instanceIds.png)")
-    parser.add_argument("--force", action="store_true", help="redo outputs that already exist")
-    args = parser.parse_args(argv)
-    prepare_cityscapes(args.root, force=args.force, splits=args.splits, verbose=True)
-    return 0
-
+from paddleseg_ext.cli.common import run_cli
+from paddleseg_ext.cli.prepare_cityscapes import main
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

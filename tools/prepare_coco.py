@@ -5,24 +5,10 @@ Expects annotations/panoptic_{train,val}2017.json, annotations/panoptic_{train,v
 
     python tools/prepare_coco.py --root data/coco
 """
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddleseg_ext.datasets.coco_prepare import prepare_coco  # noqa: E402
-from paddleseg_ext.core.cli import run_cli  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="COCO root holding annotations/, train2017/, val2017/")
-    parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check")
-    args = parser.parse_args(argv)
-    prepare_coco(args.root, splits=args.splits, verbose=True)
-    return 0
-
+from paddleseg_ext.cli.common import run_cli
+from paddleseg_ext.cli.prepare_coco import main
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

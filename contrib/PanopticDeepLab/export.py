@@ -9,16 +9,11 @@ run it with `python ../../deploy/python/infer.py --model_dir output/inference_mo
 import os
 import sys
 
+# Run from a clone without `pip install -e .`: the repository root holds paddleseg_ext.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from paddleseg_ext.core.cli import run_cli  # noqa: E402
-
-
-def main(argv=None):
-    from paddleseg_ext.core.export import main as export_main
-
-    return export_main(argv)
-
+from paddleseg_ext.cli.common import run_cli  # noqa: E402
+from paddleseg_ext.cli.export import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

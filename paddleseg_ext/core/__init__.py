@@ -1,1 +1,1 @@
-"""(filled in by its owner)"""
+"""The loops: training, evaluation, prediction, export (with checkpoints, sampling, stop signals)."""

@@ -10,7 +10,8 @@ import shutil
 
 import paddle
 
-from ..utils.errors import UserInputError
+from ..runtime.weights import load_weights
+from ..utils import UserInputError
 
 ITER_DIR = re.compile(r"^iter_(\d+)$")
 TMP_PREFIX = ".tmp_"
@@ -222,8 +223,6 @@ def restore_optimizer_state(opt_state, model):
 
 def load_checkpoint(path, model, optimizer):
     """Restore weights, optimizer (incl. lr schedule) and the training state; returns the state dict."""
-    from .inference import load_weights
-
     load_weights(model, os.path.join(path, "model.pdparams"))
     try:
         opt_state = paddle.load(os.path.join(path, "model.pdopt"))

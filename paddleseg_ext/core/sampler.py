@@ -7,7 +7,7 @@ import traceback
 import numpy as np
 import paddle
 
-from ..utils.errors import UserInputError
+from ..utils import UserInputError
 
 #: key of a batch that carries a sample's failure instead of data (see `SeededDataset`)
 ERROR_KEY = "__load_error__"

@@ -1,82 +1,27 @@
 """The training loop: data-parallel over GPUs or CPU processes (gloo), AMP, logging with ETA,
 atomic checkpoints, exact resume, evaluation with best-model tracking, VisualDL scalars/images."""
-import contextlib
+import hashlib
 import math
 import os
 import random
-import signal
-import threading
 import time
 
 import numpy as np
 import paddle
+from visualdl import LogWriter
 
-from ..utils.errors import UserInputError
-from ..utils.files import check_writable_dir
+from ..pipeline import build_predictor
+from ..runtime import build, build_model, check_num_classes, init_distributed, load_config, setup_device
+from ..utils import UserInputError
+from ..utils import check_writable_dir
 from . import checkpoint as ckpt
-from .inference import build, check_num_classes, load_config
 from .sampler import IterationBatchSampler, SeededDataset, collate_samples, raise_load_error
+from .signals import Interrupted, StopSignals
+from .val import evaluate
 
 
 class TrainingDiverged(RuntimeError):
     """A loss term became NaN or inf."""
-
-
-class _Interrupted(Exception):
-    pass
-
-
-class _StopSignals:
-    """SIGTERM / SIGINT stop training with a message naming the last complete checkpoint.
-
-    Inside `deferred()` (checkpoint writes) a signal only takes effect once the block is done, so a
-    stop request never interrupts a write half-way (a kill -9 cannot be deferred: the writes are atomic).
-    DataLoader workers (`worker_signals`) ignore SIGINT and exit quietly (status 0) on SIGTERM: Ctrl-C or
-    a scheduler's SIGTERM reaches the whole process group, and a worker killed by the signal would make
-    Paddle raise in the main process (SIGCHLD) before the checkpoint is safe and the message printed.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.sig = None
-        self._depth = 0
-        self._old = {}
-        self._pid = os.getpid()
-
-    def install(self):
-        if threading.current_thread() is threading.main_thread():
-            self._pid = os.getpid()
-            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def restore(self):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        self._old = {}
-
-    def _handle(self, signum, frame):
-        if os.getpid() != self._pid:
-            return
-        self.sig = signum
-        if self._depth == 0:
-            raise _Interrupted()
-
-    @staticmethod
-    def worker_signals(worker_id=None):
-        """DataLoader `worker_init_fn`: leave SIGINT to the main process, end quietly on SIGTERM."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
-
-    @contextlib.contextmanager
-    def deferred(self):
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-        if self._depth == 0 and self.sig is not None:
-            raise _Interrupted()
 
 
 def _format_eta(seconds):
@@ -93,16 +38,6 @@ def _to_tensors(batch):
     return {k: (v if isinstance(v, paddle.Tensor) else paddle.to_tensor(v)) for k, v in batch.items()}
 
 
-def _setup_device(device):
-    if device:
-        paddle.set_device(device)
-    elif paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
-        paddle.set_device("gpu")
-    else:
-        paddle.set_device("cpu")
-    return paddle.get_device()
-
-
 def set_seed(seed):
     paddle.seed(seed)
     np.random.seed(seed)
@@ -111,23 +46,22 @@ def set_seed(seed):
 
 def train(config, iters=None, batch_size=None, learning_rate=None, save_interval=1000, save_dir="output",
           resume_model=None, keep_checkpoint_max=5, num_workers=0, do_eval=False, log_iters=10, use_vdl=False,
-          seed=None, precision="fp32", amp_level="O1", device=None, eval_kwargs=None, max_eval_images=None):
+          seed=None, precision="fp32", amp_level="O1", device=None, max_eval_images=None, verbose=False):
     """Train the model of `config`; returns a dict with the final iteration and last/best metrics.
 
-    Checkpoints go to `<save_dir>/iter_<N>/` every `save_interval` iterations and at the end.
+    Any registered `PanopticModel` trains here: the loop sums, logs and NaN-checks the named terms of
+    ``model.loss``. Checkpoints go to `<save_dir>/iter_<N>/` every `save_interval` iterations and at
+    the end; with `do_eval` each save is evaluated through the pipeline and the best PQ is kept.
     """
-    from paddleseg.cvlibs import SegBuilder
-    from ..losses import compute_panoptic_loss
-
     if precision not in ("fp32", "fp16", "bf16"):
         raise UserInputError("--precision must be fp32, fp16 or bf16, got {}".format(precision))
     if amp_level not in ("O1", "O2"):
         raise UserInputError("--amp_level must be O1 or O2, got {}".format(amp_level))
-    dev = _setup_device(device)
-    nranks = paddle.distributed.get_world_size()
-    rank = paddle.distributed.get_rank()
-    if nranks > 1:
-        paddle.distributed.init_parallel_env()
+    dev = setup_device(device)
+    if precision != "fp32" and "gpu" not in dev:
+        raise UserInputError("--precision {}: mixed precision needs a GPU (Paddle's AMP has no effect on the CPU, "
+                             "where training would silently stay fp32); use --precision fp32 on the CPU".format(precision))
+    rank, nranks = init_distributed()
 
     cfg = load_config(config, learning_rate=learning_rate, batch_size=batch_size, iters=iters)
     seed = int(seed if seed is not None else cfg.dic.get("seed", 0))
@@ -136,14 +70,14 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
     if not resume_model:
         _refuse_to_overwrite(save_dir)
 
-    builder = SegBuilder(cfg)
-    train_ds = build(builder, "train_dataset", config)
-    model = build(builder, "model", config)
+    builder, model = build_model(cfg, config, verbose=verbose)
+    train_ds = build(builder, "train_dataset", config, verbose=verbose)
     check_num_classes(cfg, model, train_ds, config)
-    loss_cfg = build(builder, "loss", config)
-    optimizer = build(builder, "optimizer", config)
+    losses = build(builder, "loss", config, verbose=verbose)
+    optimizer = build(builder, "optimizer", config, verbose=verbose)
     lr_sched = optimizer._learning_rate
-    val_ds = build(builder, "val_dataset", config) if do_eval else None
+    val_ds = build(builder, "val_dataset", config, verbose=verbose) if do_eval else None
+    predictor = build_predictor(model, cfg, config, builder) if do_eval else None
 
     total_iters = int(cfg.iters)
     start_iter, best_pq, best_iter = 0, -1.0, -1
@@ -168,32 +102,26 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                                     seed=seed, rank=rank, nranks=nranks, shuffle=True)
     loader = paddle.io.DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=num_workers,
                                   return_list=True, use_shared_memory=num_workers > 0, collate_fn=collate_samples,
-                                  worker_init_fn=_StopSignals.worker_signals if num_workers > 0 else None)
+                                  worker_init_fn=StopSignals.worker_signals if num_workers > 0 else None)
 
-    writer = None
-    if use_vdl and rank == 0:
-        from visualdl import LogWriter
-        writer = LogWriter(os.path.join(save_dir, "vdl_log"))
+    writer = LogWriter(os.path.join(save_dir, "vdl_log")) if use_vdl and rank == 0 else None
 
-    use_amp = precision in ("fp16", "bf16")
+    amp_dtype = {"fp16": "float16", "bf16": "bfloat16"}.get(precision)
     scaler = None
-    if use_amp:
+    if amp_dtype is not None:
         if precision == "fp16":
             scaler = paddle.amp.GradScaler(init_loss_scaling=1024)
         if amp_level == "O2":
-            model, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2",
-                                                   dtype="float16" if precision == "fp16" else "bfloat16")
-            if nranks > 1:
-                ddp_model = paddle.DataParallel(model)
-            else:
-                ddp_model = model
+            model, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=amp_dtype)
+            ddp_model = paddle.DataParallel(model) if nranks > 1 else model
 
-    stop = _StopSignals().install()
+    stop = StopSignals().install()
 
-    _log(rank, "[TRAIN] {} images, batch {} x {} rank(s), iters {} -> {}, device {}, seed {}".format(
-        len(train_ds), cfg.batch_size, nranks, start_iter, total_iters, dev, seed))
+    _log(rank, "[TRAIN] config {}, model {}, {} images, batch {} x {} rank(s), iters {} -> {}, device {}, "
+               "seed {}".format(config, type(model).__name__, len(train_ds), cfg.batch_size, nranks, start_iter,
+                                total_iters, dev, seed))
     it = start_iter
-    window = {"loss": [], "semantic": [], "center": [], "offset": [], "batch": [], "reader": []}
+    window = {"loss": [], "batch": [], "reader": []}
     last_metrics = None
 
     def save_iteration():
@@ -216,16 +144,18 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             reader_cost = time.time() - t_read
             raise_load_error(batch)
             batch = _to_tensors(batch)
-            if use_amp:
-                with paddle.amp.auto_cast(level=amp_level, dtype="float16" if precision == "fp16" else "bfloat16"):
+            if amp_dtype is not None:
+                with paddle.amp.auto_cast(level=amp_level, dtype=amp_dtype):
                     outputs = ddp_model(batch["img"])
                 outputs = [o.astype("float32") for o in outputs]
             else:
                 outputs = ddp_model(batch["img"])
-            total, terms = compute_panoptic_loss(outputs, batch, loss_cfg)
+            terms = model.loss(outputs, batch, losses)
+            total = paddle.add_n(list(terms.values()))
+            values = {k: float(v) for k, v in terms.items()}
             total_value = float(total)
             if not math.isfinite(total_value):
-                bad = ["{}={}".format(k, float(v)) for k, v in terms.items() if not math.isfinite(float(v))]
+                bad = ["{}={}".format(k, v) for k, v in values.items() if not math.isfinite(v)]
                 raise TrainingDiverged(
                     "loss is not finite at iteration {} ({}); stopping. Last good checkpoint: {}".format(
                         it, ", ".join(bad) or "total={}".format(total_value), last_ckpt or "none written yet"))
@@ -242,8 +172,8 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                 lr_sched.step()
 
             window["loss"].append(total_value)
-            for k in ("semantic", "center", "offset"):
-                window[k].append(float(terms[k]))
+            for k, v in values.items():
+                window.setdefault("loss_" + k, []).append(v)
             window["batch"].append(time.time() - t_read)
             window["reader"].append(reader_cost)
 
@@ -251,14 +181,16 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                 avg = {k: float(np.mean(v)) if v else 0.0 for k, v in window.items()}
                 eta = avg["batch"] * (total_iters - it)
                 ips = cfg.batch_size * nranks / max(avg["batch"], 1e-9)
-                _log(rank, "[TRAIN] iter: {}/{}, loss: {:.4f} (semantic: {:.4f}, center: {:.4f}, offset: {:.4f}), "
-                           "lr: {:.6g}, batch_cost: {:.4f}s, reader_cost: {:.4f}s, ips: {:.2f} samples/s, ETA: {}".format(
-                               it, total_iters, avg["loss"], avg["semantic"], avg["center"], avg["offset"], lr,
-                               avg["batch"], avg["reader"], ips, _format_eta(eta)))
+                term_text = ", ".join("{}: {:.4f}".format(k[5:], v) for k, v in avg.items() if k.startswith("loss_"))
+                _log(rank, "[TRAIN] iter: {}/{}, loss: {:.4f} ({}), lr: {:.6g}, batch_cost: {:.4f}s, "
+                           "reader_cost: {:.4f}s, ips: {:.2f} samples/s, ETA: {}".format(
+                               it, total_iters, avg["loss"], term_text, lr, avg["batch"], avg["reader"], ips,
+                               _format_eta(eta)))
                 if writer is not None:
                     writer.add_scalar("Train/loss", avg["loss"], it)
-                    for k in ("semantic", "center", "offset"):
-                        writer.add_scalar("Train/loss_" + k, avg[k], it)
+                    for k, v in avg.items():
+                        if k.startswith("loss_"):
+                            writer.add_scalar("Train/" + k, v, it)
                     writer.add_scalar("Train/lr", lr, it)
                     writer.add_scalar("Train/batch_cost", avg["batch"], it)
                     writer.add_scalar("Train/reader_cost", avg["reader"], it)
@@ -269,18 +201,16 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                 if nranks > 1 and "gpu" not in dev:
                     average_buffers(model)
                 if do_eval:
-                    from .val import evaluate
-                    model.eval()
                     try:
-                        last_metrics = evaluate(model, val_ds, cfg, writer=writer, step=it,
-                                                max_images=max_eval_images, **(eval_kwargs or {}))
+                        last_metrics = evaluate(predictor, val_ds, writer=writer, step=it, max_images=max_eval_images)
                     except Exception as e:
                         # e.g. an unreadable val image: keep the iterations trained since the last save
-                        if not isinstance(e, _Interrupted):
+                        if not isinstance(e, Interrupted):
                             _log(rank, "[TRAIN] evaluation at iteration {} failed; saving first".format(it))
                             save_iteration()
                         raise
-                    model.train()
+                    finally:
+                        model.train()
                     pq = float(last_metrics["panoptic"]["All"]["pq"])
                     if pq > best_pq:
                         best_pq, best_iter = pq, it
@@ -291,7 +221,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                         it, 100 * pq, 100 * best_pq, best_iter))
                 save_iteration()
             t_read = time.time()
-    except _Interrupted:
+    except Interrupted:
         _log(rank, "[TRAIN] interrupted by signal {} at iteration {}; last complete checkpoint: {}".format(
             stop.sig, it, last_ckpt or "none"))
         raise SystemExit(128 + int(stop.sig or 0))
@@ -325,8 +255,6 @@ def average_buffers(model):
 
 def parameter_checksum(model):
     """sha1 over all parameters and buffers (name, bytes): equal on replicas that hold equal weights."""
-    import hashlib
-
     h = hashlib.sha1()
     for name, value in model.state_dict().items():
         h.update(name.encode())

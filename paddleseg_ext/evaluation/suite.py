@@ -7,14 +7,15 @@ import os
 
 import numpy as np
 
-from ..utils.arrays import to_numpy as _to_numpy
+from ..utils import to_numpy as _to_numpy
+from ..utils import read_panoptic_png
+from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 
-from .distributed import all_gather_objects
-from .instance_ap import CityscapesInstanceEvaluator, CocoInstanceEvaluator
-from .panoptic_quality import PanopticEvaluator, index_segment_map
-from .semantic_iou import SemanticEvaluator
+from panoptic_metrics.instance_ap import CityscapesInstanceEvaluator, CocoInstanceEvaluator
+from panoptic_metrics.panoptic_quality import PanopticEvaluator, index_segment_map
+from panoptic_metrics.semantic_iou import SemanticEvaluator
 
-#: instance confidence modes of the post-processing's `instance_scores`
+#: instance confidence modes of Panoptic-DeepLab (default columns of `instance_scores`)
 SCORE_MODES = ("semantic", "semantic_x_instance")
 
 
@@ -41,16 +42,17 @@ def cityscapes_instance_gt_path(image_path):
                         fname.replace("_leftImg8bit", "_gtFine_instanceIds"))
 
 
-class PanopticDeepLabEvaluators:
-    """PQ (cityscapesscripts rules), semantic mIoU and instance AP for one dataset.
+class PanopticEvaluators:
+    """PQ (cityscapesscripts rules), semantic mIoU and instance AP for one dataset, any model.
 
     num_classes, thing_ids, class_names, ignore_index: the dataset's train-id space;
     instance_metric: 'cityscapes' (official instance AP, train ids mapped to label ids),
-    'coco' (pycocotools mask AP) or None.
+    'coco' (pycocotools mask AP) or None; score_modes: names of the instance score columns
+    (the model's `score_modes`), one AP per mode.
     """
 
     def __init__(self, num_classes, thing_ids, class_names=None, ignore_index=255, label_divisor=1000,
-                 void_label=255000, instance_metric="cityscapes"):
+                 void_label=DEFAULT_VOID_LABEL, instance_metric="cityscapes", score_modes=SCORE_MODES):
         self.num_classes = int(num_classes)
         self.thing_ids = [int(t) for t in thing_ids]
         names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
@@ -66,9 +68,9 @@ class PanopticDeepLabEvaluators:
             from ..datasets.cityscapes_meta import TRAIN_ID_TO_LABEL_ID
 
             self._label_id_of_class = TRAIN_ID_TO_LABEL_ID
-            self.instance = {m: CityscapesInstanceEvaluator(class_ids_are_train_ids=True) for m in SCORE_MODES}
+            self.instance = {m: CityscapesInstanceEvaluator(class_ids_are_train_ids=True) for m in score_modes}
         elif instance_metric == "coco":
-            self.instance = {m: CocoInstanceEvaluator(self.thing_ids) for m in SCORE_MODES}
+            self.instance = {m: CocoInstanceEvaluator(self.thing_ids) for m in score_modes}
         else:
             self.instance = {}
 
@@ -90,14 +92,15 @@ class PanopticDeepLabEvaluators:
         inst = np.concatenate([[0], value, [0]])[index].reshape(gt_ids.shape)
         return semantic, inst
 
-    def update(self, pred_panoptic, pred_semantic, gt_segment_ids, gt_segments_info, sem_prob=None, center=None,
-               record=None):
+    def update(self, pred_panoptic, pred_semantic, gt_segment_ids, gt_segments_info, instance_ids=None,
+               instance_scores=None, record=None):
         """Add one image.
 
         pred_panoptic: [H, W] int (class * label_divisor + instance, void_label on void);
         pred_semantic: [H, W] int train ids; gt_segment_ids: [H, W] int (rgb2id of the GT PNG);
-        gt_segments_info: its JSON list (category ids are train ids); sem_prob [C, H, W] and
-        center [1, H, W] (numpy or paddle) give the instance scores for AP (skipped when None);
+        gt_segments_info: its JSON list (category ids are train ids); instance_ids [M] int (panoptic
+        ids of the predicted instances) and instance_scores [M, S] float (one column per score mode,
+        in the order of `score_modes`) give instance AP (skipped when None);
         record: the dataset record (its ``image_id`` names the image for COCO).
         """
         pan = _to_numpy(pred_panoptic).astype(np.int64, copy=False)
@@ -105,14 +108,13 @@ class PanopticDeepLabEvaluators:
         self.panoptic.update(pan, gt_ids, gt_segments_info)
         gt_semantic, gt_inst = self._gt_semantic_and_instances(gt_ids, gt_segments_info)
         self.semantic.update(_to_numpy(pred_semantic), gt_semantic)
-        if not self.instance or sem_prob is None or center is None:
+        if not self.instance or instance_ids is None or instance_scores is None:
             return
-        from ..postprocess.post_processing import instance_scores
-
-        scores = instance_scores(pan, _to_numpy(sem_prob), _to_numpy(center), self.thing_ids,
-                                 label_divisor=self.label_divisor, void_label=self.void_label)
-        inst_ids = np.asarray(scores["ids"], dtype=np.int64)
-        classes = np.asarray(scores["classes"], dtype=np.int64)
+        inst_ids = _to_numpy(instance_ids).astype(np.int64).reshape(-1)
+        scores = _to_numpy(instance_scores).astype(np.float64).reshape(inst_ids.size, -1)
+        order = np.argsort(inst_ids, kind="stable")
+        inst_ids, scores = inst_ids[order], scores[order]
+        classes = inst_ids // self.label_divisor
         if inst_ids.size:
             pos = np.searchsorted(inst_ids, pan)
             hit = inst_ids[np.minimum(pos, inst_ids.size - 1)] == pan
@@ -123,11 +125,9 @@ class PanopticDeepLabEvaluators:
             # the official instanceIds PNG keeps what the panoptic GT dropped (caravan, trailer as ignore)
             official = cityscapes_instance_gt_path(record["image_path"])
             if os.path.isfile(official):
-                from ..utils.panoptic_io import read_panoptic_png
-
                 gt_inst = read_panoptic_png(official)
-        for mode, ev in self.instance.items():
-            s = np.asarray(scores["score_" + mode], dtype=np.float64)
+        for column, (mode, ev) in enumerate(self.instance.items()):
+            s = scores[:, column] if scores.shape[1] > column else np.zeros(inst_ids.size)
             if isinstance(ev, CityscapesInstanceEvaluator):
                 ev.update(classes, index_map, s, gt_inst)
             else:
@@ -155,8 +155,8 @@ class PanopticDeepLabEvaluators:
         return _json_ready(out)
 
 
-def build_evaluators(dataset, label_divisor=None, void_label=None):
-    """`PanopticDeepLabEvaluators` for a CityscapesPanoptic / CocoPanoptic-like dataset.
+def build_evaluators(dataset, label_divisor=None, void_label=None, score_modes=SCORE_MODES):
+    """`PanopticEvaluators` for a CityscapesPanoptic / CocoPanoptic-like dataset.
 
     Reads ``num_classes``, ``thing_ids``, ``class_names``, ``ignore_index``, ``label_divisor`` from the
     dataset; COCO-style datasets (with ``train_id_to_category_id``) get COCO mask AP, the others
@@ -167,12 +167,7 @@ def build_evaluators(dataset, label_divisor=None, void_label=None):
     if void_label is None:
         void_label = ignore_index * label_divisor
     metric = "coco" if hasattr(dataset, "train_id_to_category_id") else "cityscapes"
-    return PanopticDeepLabEvaluators(
+    return PanopticEvaluators(
         num_classes=getattr(dataset, "num_classes", None) or dataset.NUM_CLASSES,
         thing_ids=dataset.thing_ids, class_names=getattr(dataset, "class_names", None), ignore_index=ignore_index,
-        label_divisor=label_divisor, void_label=void_label, instance_metric=metric)
-
-
-def gather_annotations(annotations):
-    """Prediction-json annotations of all ranks, in rank order."""
-    return [a for part in all_gather_objects(list(annotations)) for a in part]
+        label_divisor=label_divisor, void_label=void_label, instance_metric=metric, score_modes=tuple(score_modes))

@@ -1,11 +1,6 @@
-"""Network: ``PanopticDeepLab`` (registered in ``manager.MODELS``) and its heads.
-
-Importing this package also routes PaddleSeg's ``pretrained`` weight loading through
-``pretrained.load_pretrained_model`` (clear ``UserInputError`` for unreachable URLs / missing files).
-"""
-from .pretrained import (find_user_input_error, install_load_pretrained_wrapper,  # noqa: F401
-                         load_pretrained_model, resolve_weights_path)
+"""Networks, registered in ``manager.MODELS``: ``PanopticDeepLab`` (and its heads); `base.PanopticModel`
+is the interface every panoptic model offers the loops."""
+from .base import INFERENCE_OUTPUTS, PanopticModel  # noqa: F401
 from .heads import ASPP, DepthwiseSeparableConvBNReLU, PanopticDeepLabHead  # noqa: F401
 from .panoptic_deeplab import PanopticDeepLab  # noqa: F401
-
-install_load_pretrained_wrapper()
+from .pretrained import clear_pretrained_errors, load_pretrained_model, resolve_weights_path  # noqa: F401

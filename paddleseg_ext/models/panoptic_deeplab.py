@@ -1,16 +1,19 @@
 """The Panoptic-DeepLab network (Cheng et al., CVPR 2020) on a PaddleSeg backbone."""
 import paddle
-import paddle.nn as nn
 import paddle.nn.functional as F
 from paddleseg.cvlibs import manager
 
+from ..losses.panoptic_losses import compute_panoptic_loss
+from ..postprocess.panoptic_layer import PanopticDeepLabPostprocess
+from ..postprocess.post_processing import POSTPROCESS_DEFAULTS
 from ..utils import UserInputError
+from .base import PanopticModel
 from .heads import PanopticDeepLabHead
 from .pretrained import load_pretrained_model
 
 
 @manager.MODELS.add_component
-class PanopticDeepLab(nn.Layer):
+class PanopticDeepLab(PanopticModel):
     """Panoptic-DeepLab: semantic logits, instance-centre heatmap and centre offsets.
 
     ``forward(x)`` with ``x`` float32 [N, 3, H, W] returns, in train and eval mode,
@@ -43,7 +46,17 @@ class PanopticDeepLab(nn.Layer):
         aspp_dropout (float): dropout after the ASPP projection.
         pretrained (str): URL or local path of a full-model checkpoint (``model.pdparams``).
         instance_class_key: accepted for PaddleSeg config compatibility; must be center, offset.
+
+    As a `PanopticModel`: `loss` gives the weighted ``semantic`` / ``center`` / ``offset`` terms,
+    `inference_outputs` the semantic probabilities (softmax), centre heatmap and offsets, averaged
+    over test-time scales and flips, and `build_postprocess` the centre grouping of
+    `postprocess.PanopticDeepLabPostprocess`.
     """
+
+    postprocess_defaults = POSTPROCESS_DEFAULTS
+    score_modes = ("semantic", "semantic_x_instance")
+    oracle_keys = ("semantic", "center", "offset")
+    supports_tta = True
 
     def __init__(self,
                  num_classes,
@@ -119,3 +132,57 @@ class PanopticDeepLab(nn.Layer):
         ]
         outputs[2] = outputs[2] * paddle.reshape(scale, [1, 2, 1, 1])
         return outputs
+
+    # ------------------------------------------------------------------ PanopticModel interface
+
+    def loss(self, outputs, batch, losses):
+        """Weighted terms ``{"semantic", "center", "offset"}`` (see `compute_panoptic_loss`)."""
+        _, terms = compute_panoptic_loss(outputs, batch, losses)
+        return {k: c * v for (k, v), c in zip(terms.items(), losses["coef"])}
+
+    def inference_outputs(self, x, scales=(1.0,), flip=False):
+        """[semantic probabilities [N, C, H, W], centre [N, 1, H, W], offset [N, 2, H, W]] at the input's
+        size, each the mean over the input resized by every scale (and mirrored, with `flip`)."""
+        H, W = x.shape[2], x.shape[3]
+        sums, n = None, 0
+        for s in [float(v) for v in scales]:
+            xs = x if s == 1.0 else F.interpolate(
+                x, size=[max(int(round(H * s)), 1), max(int(round(W * s)), 1)], mode="bilinear",
+                align_corners=self.align_corners)
+            for flipped in ((False, True) if flip else (False,)):
+                sem, ctr, off = self(paddle.flip(xs, [3]) if flipped else xs)[:3]
+                sem = F.softmax(sem, axis=1)
+                if flipped:
+                    sem, ctr, off = paddle.flip(sem, [3]), paddle.flip(ctr, [3]), paddle.flip(off, [3])
+                    off = paddle.concat([off[:, :1], -off[:, 1:]], axis=1)  # dx changes sign
+                if s != 1.0:
+                    sem, ctr, off = (F.interpolate(t, size=[H, W], mode="bilinear", align_corners=self.align_corners)
+                                     for t in (sem, ctr, off))
+                    off = off / s
+                outs = [sem, ctr, off]
+                sums = outs if sums is None else [a + b for a, b in zip(sums, outs)]
+                n += 1
+        return sums if n == 1 else [t / n for t in sums]
+
+    def build_postprocess(self, meta, params):
+        return PanopticDeepLabPostprocess(
+            meta.num_classes, meta.thing_ids, label_divisor=meta.label_divisor, void_label=meta.void_label,
+            align_corners=self.align_corners, **params)
+
+    def apply_oracle(self, outputs, sample, keys):
+        """Replace semantic probabilities (one-hot of the ground truth; void pixels count as class 0,
+        which PQ and mIoU ignore), centre heatmap and/or offsets by the sample's targets."""
+        probs, center, offset = outputs
+        for key in keys:
+            if key not in self.oracle_keys:
+                raise UserInputError("--oracle: unknown item {!r}; choose from {}".format(
+                    key, ",".join(self.oracle_keys)))
+        if "semantic" in keys:
+            sem = paddle.to_tensor(sample["semantic"][None].astype("int64"))
+            sem = paddle.where(sem < probs.shape[1], sem, paddle.zeros_like(sem))
+            probs = F.one_hot(sem, probs.shape[1]).transpose([0, 3, 1, 2]).astype(probs.dtype)
+        if "center" in keys:
+            center = paddle.to_tensor(sample["center"][None])
+        if "offset" in keys:
+            offset = paddle.to_tensor(sample["offset"][None])
+        return [probs, center, offset]

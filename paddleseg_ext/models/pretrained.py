@@ -3,14 +3,12 @@
 PaddleSeg's backbones load their ``pretrained`` argument through
 ``paddleseg.utils.utils.load_pretrained_model``, which downloads URLs with ``requests``. Offline that
 ends in a ``requests.ConnectionError`` stack trace; a missing local file ends in a ``ValueError``.
-``install_load_pretrained_wrapper()`` (called when ``paddleseg_ext.models`` is imported) replaces
-that function by ``load_pretrained_model`` below, which resolves the path first and raises
-``UserInputError`` naming the URL or file and saying how to pass a local file instead.
-
-Note: ``SegBuilder`` re-raises any exception from a component constructor as ``RuntimeError`` (with
-the original message in its text and the original exception as ``__context__``); use
-``find_user_input_error`` to get the ``UserInputError`` back.
+While a model is built by ``paddleseg_ext.runtime`` (inside ``clear_pretrained_errors()``), that
+function is replaced by ``load_pretrained_model`` below, which resolves the path first and raises
+``UserInputError`` naming the URL or file and saying how to pass a local file instead. The patch is
+explicit and scoped: importing this package changes nothing in PaddleSeg.
 """
+import contextlib
 import os
 from urllib.parse import urlparse
 
@@ -79,28 +77,24 @@ def load_pretrained_model(model, pretrained_model):
             f"({type(exc).__name__}: {exc})") from exc
 
 
-_ORIGINAL_LOAD = getattr(_ps_utils.load_pretrained_model, "_paddleseg_original",
-                         _ps_utils.load_pretrained_model)
-load_pretrained_model._paddleseg_original = _ORIGINAL_LOAD
+_ORIGINAL_LOAD = _ps_utils.load_pretrained_model
 
 
-def install_load_pretrained_wrapper():
-    """Route PaddleSeg's backbone weight loading through ``load_pretrained_model`` (idempotent).
+@contextlib.contextmanager
+def clear_pretrained_errors():
+    """Within the block, PaddleSeg's backbones load their ``pretrained`` weights through
+    ``load_pretrained_model`` (one-line errors); PaddleSeg's own function is restored afterwards.
 
-    Backbones call ``paddleseg.utils.utils.load_pretrained_model`` (directly or through
-    ``load_entire_model``) by module attribute, so replacing that attribute covers them all.
+    Backbones call ``paddleseg.utils.utils.load_pretrained_model`` by module attribute (directly or
+    through ``load_entire_model``), so replacing that attribute covers them all.
     """
+    saved = (_ps_utils.load_pretrained_model, getattr(paddleseg.utils, "load_pretrained_model", None))
     _ps_utils.load_pretrained_model = load_pretrained_model
-    if hasattr(paddleseg.utils, "load_pretrained_model"):  # the package re-exports it
+    if saved[1] is not None:  # the package re-exports it
         paddleseg.utils.load_pretrained_model = load_pretrained_model
-
-
-def find_user_input_error(exc):
-    """Return the ``UserInputError`` in ``exc``'s cause/context chain (or ``exc`` itself), else None."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, UserInputError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    try:
+        yield
+    finally:
+        _ps_utils.load_pretrained_model = saved[0]
+        if saved[1] is not None:
+            paddleseg.utils.load_pretrained_model = saved[1]

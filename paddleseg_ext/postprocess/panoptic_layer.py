@@ -1,16 +1,21 @@
-"""`PanopticPostprocess`: the post-processing as an nn.Layer that `paddle.jit.to_static` traces whole,
-for the exported inference model (`paddleseg_ext.core.export`).
+"""Panoptic-DeepLab's post-processing as nn.Layers that `paddle.jit.to_static` traces whole:
+`PanopticPostprocess` (semantic map, heatmap, offsets -> panoptic map) and
+`PanopticDeepLabPostprocess` (the model's `build_postprocess`: network outputs of the pipeline ->
+the maps and instance scores at the original image size), used eagerly by val/predict and traced
+into the exported model.
 
 It runs the same `panoptic_ops` functions as the eager `panoptic_postprocess`; the only
 differences are where the settings come from: the class tables are sized by `num_classes` once
 (eagerly: by the largest class in each map), and the label_divisor overflow, checked eagerly on
 the instance numbers, is ruled out here up front by requiring top_k < label_divisor.
 """
+import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from ..utils import UserInputError
 from . import panoptic_ops
-from .post_processing import _check_nms_args, _thing_ids_array
+from .post_processing import DEFAULT_VOID_LABEL, POSTPROCESS_DEFAULTS, _check_nms_args, _thing_ids_array
 
 
 class PanopticPostprocess(nn.Layer):
@@ -30,8 +35,9 @@ class PanopticPostprocess(nn.Layer):
     (panoptic int64 [H, W], centers int64 [K, 2] (y, x)).
     """
 
-    def __init__(self, num_classes, thing_ids, label_divisor=1000, void_label=255 * 1000, threshold=0.1,
-                 nms_kernel=7, top_k=200, stuff_area=2048, group_block=None):
+    def __init__(self, num_classes, thing_ids, label_divisor=1000, void_label=DEFAULT_VOID_LABEL,
+                 threshold=POSTPROCESS_DEFAULTS["threshold"], nms_kernel=POSTPROCESS_DEFAULTS["nms_kernel"],
+                 top_k=POSTPROCESS_DEFAULTS["top_k"], stuff_area=POSTPROCESS_DEFAULTS["stuff_area"], group_block=None):
         super().__init__()
         _check_nms_args(threshold, nms_kernel, top_k)
         things = _thing_ids_array(thing_ids)
@@ -56,3 +62,70 @@ class PanopticPostprocess(nn.Layer):
             self.label_divisor, self.stuff_area, self.void_label, self.threshold, self.nms_kernel, self.top_k,
             self.group_block)
         return panoptic, centers
+
+
+def restore_image_size(tensors, valid_hw, ori_hw, align_corners, offset_index=None):
+    """Dense outputs of the network input -> the original image's size.
+
+    Args:
+        tensors: list of float32 [1, c, H, W] maps over the network input.
+        valid_hw, ori_hw: int64 [2] tensors (or int pairs): the top-left region of the input holding
+            the image, and the image's size before the val transforms.
+        align_corners (bool): the model's bilinear convention.
+        offset_index (int or None): which tensor holds (dy, dx) offsets in input pixels; they are
+            rescaled with the resize.
+    Returns:
+        list of [c, h, w] tensors with (h, w) = ori_hw: cropped to `valid_hw` and, when the
+        transforms resized the image, bilinearly resized back. Eagerly an unchanged size is not
+        resampled; traced, the resize always runs (resampling to the same size is exact).
+    """
+    valid = paddle.to_tensor(valid_hw, dtype="int64") if not isinstance(valid_hw, paddle.Tensor) else valid_hw
+    ori = paddle.to_tensor(ori_hw, dtype="int64") if not isinstance(ori_hw, paddle.Tensor) else ori_hw
+    valid, ori = valid.astype("int64"), ori.astype("int64")
+    cropped = [paddle.slice(t, axes=[2, 3], starts=[0, 0], ends=valid) for t in tensors]
+    if paddle.in_dynamic_mode() and valid.numpy().tolist() == ori.numpy().tolist():
+        return [t[0] for t in cropped]
+    out = [F.interpolate(t, size=ori, mode="bilinear", align_corners=align_corners) for t in cropped]
+    if offset_index is not None:
+        v, o = valid.astype("float32"), ori.astype("float32")
+        scale = (o - 1.0) / paddle.clip(v - 1.0, min=1.0) if align_corners else o / v
+        out[offset_index] = out[offset_index] * scale.reshape([1, 2, 1, 1])
+    return [t[0] for t in out]
+
+
+class PanopticDeepLabPostprocess(nn.Layer):
+    """Panoptic-DeepLab inference after the network, for one image (the model's `build_postprocess`).
+
+    forward(outputs, valid_hw, ori_hw): `outputs` = [semantic probabilities [1, C, H, W], centre
+    heatmap [1, 1, H, W], offsets [1, 2, H, W]] (`PanopticDeepLab.inference_outputs`);
+    `valid_hw`, `ori_hw` int64 [2]. Returns (panoptic int64 [h, w], semantic int64 [h, w],
+    instance_ids int64 [M], instance_scores float32 [M, 2]) at (h, w) = ori_hw; the score columns
+    are the model's `score_modes` (see `panoptic_ops.instance_scores`).
+
+    Args:
+        num_classes, thing_ids, label_divisor, void_label, threshold, nms_kernel, top_k,
+        stuff_area, group_block: as for `PanopticPostprocess`.
+        align_corners (bool): the model's bilinear convention, for resizing back.
+    """
+
+    def __init__(self, num_classes, thing_ids, label_divisor=1000, void_label=DEFAULT_VOID_LABEL,
+                 threshold=POSTPROCESS_DEFAULTS["threshold"], nms_kernel=POSTPROCESS_DEFAULTS["nms_kernel"],
+                 top_k=POSTPROCESS_DEFAULTS["top_k"], stuff_area=POSTPROCESS_DEFAULTS["stuff_area"],
+                 align_corners=False, group_block=None):
+        super().__init__()
+        self.panoptic = PanopticPostprocess(num_classes, thing_ids, label_divisor=label_divisor,
+                                            void_label=void_label, threshold=threshold, nms_kernel=nms_kernel,
+                                            top_k=top_k, stuff_area=stuff_area, group_block=group_block)
+        self.align_corners = bool(align_corners)
+
+    def forward(self, outputs, valid_hw, ori_hw):
+        probs, center, offset = restore_image_size(list(outputs[:3]), valid_hw, ori_hw, self.align_corners,
+                                                   offset_index=2)
+        semantic = paddle.argmax(probs, axis=0)
+        p = self.panoptic
+        groups = {}
+        panoptic, _, _ = panoptic_ops.panoptic_from_outputs(
+            semantic, center[0], offset, p.thing_code, p.thing_classes, p.label_divisor, p.stuff_area, p.void_label,
+            p.threshold, p.nms_kernel, p.top_k, p.group_block, groups=groups)
+        ids, scores = panoptic_ops.instance_scores(groups, probs, center[0])
+        return panoptic.reshape(paddle.shape(semantic)), semantic, ids, scores

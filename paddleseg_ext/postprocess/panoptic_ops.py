@@ -171,7 +171,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
 
 @paddle.jit.not_to_static
 def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, label_divisor, stuff_area,
-                          void_label, threshold, nms_kernel, top_k, block=None):
+                          void_label, threshold, nms_kernel, top_k, block=None, groups=None):
     """The whole post-processing on one image.
 
     Args:
@@ -181,6 +181,11 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
         thing_code, thing_classes: numpy tables of `class_tables` for C classes.
         label_divisor, stuff_area, void_label (int), threshold, nms_kernel, top_k: see module.
         block: grouping block size, see `nearest_center`.
+        groups (dict or None): when a dict, filled with the grouping for `instance_scores`:
+            `pix` [P] raster index of each thing pixel, `instance` [P] its centre slot,
+            `slot_class` [K + 1] class id and `slot_label` [K + 1] panoptic id of each slot
+            (`void_label` for slot K and for slots without pixels), and `void_label`. Left empty
+            without thing classes.
     Returns:
         panoptic: [H, W] int64; centers: [K, 2] int64 (y, x);
         number: [K + 1] int64 instance number of each centre within its class (0: no pixels),
@@ -214,4 +219,45 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     label = paddle.where(paddle.arange(num_centers + 1, dtype="int64") < num_centers, label,
                          paddle.full_like(label, void_label))
     panoptic = paddle.scatter(panoptic, pix, paddle.gather(label, instance), overwrite=True)
+    if groups is not None:
+        groups.update(pix=pix, instance=instance, slot_class=paddle.gather(paddle.to_tensor(thing_classes), winner),
+                      slot_label=paddle.where(number > 0, label, paddle.full_like(label, void_label)),
+                      void_label=int(void_label))
     return panoptic.reshape(paddle.shape(semantic)), centers, number
+
+
+@paddle.jit.not_to_static
+def instance_scores(groups, probs, heat):
+    """Confidences of the thing instances found by `panoptic_from_outputs`, for instance AP.
+
+    Args:
+        groups (dict): the `groups` that `panoptic_from_outputs` filled (empty: no thing classes).
+        probs: [C, H, W] float32 semantic probabilities; heat: [H, W] float32 centre heatmap.
+    Returns:
+        ids [M] int64 panoptic ids of the instances (slots with pixels, centre order) and scores
+        [M, 2] float32: column 0 the mean probability of the instance's class over its mask,
+        column 1 that times the heatmap at the mask's centroid (floor of its mean y and mean x).
+    """
+    if not groups:
+        return paddle.zeros([0], dtype="int64"), paddle.zeros([0, 2], dtype="float32")
+    pix, instance, slot_class, slot_label = groups["pix"], groups["instance"], groups["slot_class"], \
+        groups["slot_label"]
+    num_classes = paddle.shape(probs)[0]
+    width = paddle.shape(probs)[2].astype("int64")
+    n_slots = paddle.shape(slot_label)[0]
+    count = paddle.bincount(instance, minlength=n_slots).astype("float64")
+    safe = paddle.maximum(count, paddle.ones_like(count))
+    # probability of each thing pixel for the class its instance took
+    own = paddle.gather(probs.reshape([num_classes, -1]).flatten(),
+                        paddle.gather(slot_class, instance) * paddle.shape(heat)[0].astype("int64") * width + pix)
+    def per_slot_sum(values):
+        # (a bincount over no pixels comes back int64: cast)
+        return paddle.bincount(instance, weights=values.astype("float64"), minlength=n_slots).astype("float64")
+
+    score = (per_slot_sum(own) / safe).astype("float32")
+    cy = paddle.floor(per_slot_sum(pix // width) / safe)
+    cx = paddle.floor(per_slot_sum(pix % width) / safe)
+    at_centroid = paddle.gather(heat.flatten(), (cy * width.astype("float64") + cx).astype("int64"))
+    keep = paddle.nonzero(paddle.logical_and(count > 0, slot_label != groups["void_label"])).flatten()
+    scores = paddle.stack([score, score * at_centroid], axis=1)
+    return paddle.gather(slot_label, keep), paddle.gather(scores, keep)

@@ -24,8 +24,14 @@ import contextlib
 import numpy as np
 import paddle
 
+from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
+
 from ..utils import UserInputError
 from . import panoptic_ops
+
+#: Panoptic-DeepLab's post-processing settings (the paper's Cityscapes values), the defaults of
+#: `panoptic_postprocess`, of the model's `postprocess_defaults` and of a config's ``postprocess:`` block.
+POSTPROCESS_DEFAULTS = {"threshold": 0.1, "nms_kernel": 7, "top_k": 200, "stuff_area": 2048}
 
 # Class ids are counted with a bincount of length max(class) + 1; refuse absurd ids early.
 _MAX_CLASS_ID = 1 << 20
@@ -143,7 +149,8 @@ def semantic_from_logits(logits):
     return _to_output(out, was_tensor)
 
 
-def find_instance_centers(center_heatmap, threshold=0.1, nms_kernel=7, top_k=200):
+def find_instance_centers(center_heatmap, threshold=POSTPROCESS_DEFAULTS["threshold"],
+                          nms_kernel=POSTPROCESS_DEFAULTS["nms_kernel"], top_k=POSTPROCESS_DEFAULTS["top_k"]):
     """Centre points by point NMS: peaks of a k x k max-pool (stride 1) above `threshold`.
 
     A position is a centre when its value is > max(threshold, 0) and equals the maximum of its
@@ -181,7 +188,9 @@ def _check_nms_args(threshold, nms_kernel, top_k):
 # ----------------------------------------------------------------------------- main entry
 
 def panoptic_postprocess(semantic, center_heatmap, offsets, thing_ids, label_divisor=1000,
-                         stuff_area=2048, void_label=255, threshold=0.1, nms_kernel=7, top_k=200):
+                         stuff_area=POSTPROCESS_DEFAULTS["stuff_area"], void_label=DEFAULT_VOID_LABEL,
+                         threshold=POSTPROCESS_DEFAULTS["threshold"], nms_kernel=POSTPROCESS_DEFAULTS["nms_kernel"],
+                         top_k=POSTPROCESS_DEFAULTS["top_k"]):
     """Panoptic segmentation from Panoptic-DeepLab's three outputs.
 
     Args:
@@ -247,7 +256,7 @@ def _panoptic(sem, heat, off, things, label_divisor, stuff_area, void_label, thr
 # ----------------------------------------------------------------------------- scores for AP
 
 def instance_scores(panoptic, semantic_probs, center_heatmap, thing_ids, label_divisor=1000,
-                    void_label=255, return_masks=False):
+                    void_label=DEFAULT_VOID_LABEL, return_masks=False):
     """Per thing instance of a panoptic map: class, area and the two AP confidence scores.
 
     Follows the Panoptic-DeepLab evaluation format (seed 002's two AP columns):

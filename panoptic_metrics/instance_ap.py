@@ -24,10 +24,10 @@ import io
 
 import numpy as np
 
-from ..utils.arrays import to_numpy as _to_numpy
+from .arrays import to_numpy as _to_numpy
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
-from ..utils import UserInputError
+from .errors import UserInputError
 from .distributed import all_gather_objects
 from .panoptic_quality import index_segment_map
 

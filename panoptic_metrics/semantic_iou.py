@@ -8,9 +8,9 @@ tp + fp + fn = 0 has IoU NaN and is left out of the mean (its `getScoreAverage`)
 """
 import numpy as np
 
-from ..utils.arrays import to_numpy as _to_numpy
+from .arrays import to_numpy as _to_numpy
 
-from ..utils import UserInputError
+from .errors import UserInputError
 from .distributed import all_reduce_sum
 
 

@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from ..utils import UserInputError, load_json, rgb2id
-from ..utils.panoptic_io import imread_checked
+from .errors import UserInputError
+from .files import load_json
+from .panoptic_io import rgb2id
+from .panoptic_io import imread_checked
 from .panoptic_quality import PanopticEvaluator, format_pq_table
 
 

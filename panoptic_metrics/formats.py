@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
-from ..utils import UserInputError, write_panoptic_png
+from .errors import UserInputError
+from .distributed import all_gather_objects, rank
+from .panoptic_io import DEFAULT_VOID_LABEL, write_panoptic_png
 
 
 def cityscapes_panoptic_categories(use_train_id=True):
@@ -38,7 +40,7 @@ def _category_lut(category_map, max_class):
     return lut, known
 
 
-def panoptic_to_segments(panoptic, label_divisor=1000, void_label=255000, category_map=None):
+def panoptic_to_segments(panoptic, label_divisor=1000, void_label=DEFAULT_VOID_LABEL, category_map=None):
     """Split a panoptic map into segments, the COCO panoptic way.
 
     panoptic: [H, W] int ``class * label_divisor + instance`` with ``void_label`` on void.
@@ -90,7 +92,7 @@ def panoptic_to_segments(panoptic, label_divisor=1000, void_label=255000, catego
     return seg_ids, info
 
 
-def write_panoptic_prediction(png_path, panoptic, label_divisor=1000, void_label=255000, category_map=None):
+def write_panoptic_prediction(png_path, panoptic, label_divisor=1000, void_label=DEFAULT_VOID_LABEL, category_map=None):
     """Write one image's panoptic prediction as a COCO panoptic PNG; return its ``segments_info``.
 
     Arguments as `panoptic_to_segments`. The PNG holds ``id2rgb`` of the segment ids.
@@ -198,15 +200,8 @@ class PanopticPredictionWriter:
 
     def finish(self):
         """Gather the annotations of all ranks and write the json on rank 0; returns its path."""
-        from .distributed import all_gather_objects
-
         gathered = [a for part in all_gather_objects(self.annotations) for a in part]
         path = os.path.join(self.save_dir, "panoptic.json")
-        try:
-            import paddle.distributed as dist
-            rank = dist.get_rank()
-        except Exception:
-            rank = 0
-        if rank == 0:
+        if rank() == 0:
             write_panoptic_json(path, gathered)
         return path

@@ -7,6 +7,11 @@ import numpy as np
 
 from .errors import UserInputError
 
+#: default void value of panoptic maps (``class * label_divisor + instance``) in every public function
+#: and class of the project; the loops pass the dataset's ``ignore_index * label_divisor`` (255000 for
+#: Cityscapes and COCO) explicitly.
+DEFAULT_VOID_LABEL = 255
+
 
 def rgb2id(color):
     """[H, W, 3] uint8 RGB panoptic PNG -> [H, W] int32 segment ids."""

@@ -3,11 +3,18 @@
 Paddle is imported lazily so that file-based evaluation (tools/eval_panoptic.py) and the
 metric code stay usable, and fast to start, without initialising a device.
 """
+import sys
+
 import numpy as np
 
 
 def world_size():
-    """Number of ranks in the default group; 1 when paddle.distributed is not initialised."""
+    """Number of ranks in the default group; 1 when paddle.distributed is not initialised.
+
+    Without paddle imported by the caller there is no process group: answer 1 without importing it
+    (file-based evaluation stays paddle-free)."""
+    if "paddle" not in sys.modules:
+        return 1
     try:
         import paddle.distributed as dist
     except ImportError:  # pragma: no cover - paddle is a hard dependency of the package
@@ -16,6 +23,15 @@ def world_size():
         return int(dist.get_world_size())
     except Exception:  # not launched with paddle.distributed
         return 1
+
+
+def rank():
+    """This process's rank; 0 without a process group (see `world_size`)."""
+    if world_size() <= 1:
+        return 0
+    import paddle.distributed as dist
+
+    return int(dist.get_rank())
 
 
 def all_reduce_sum(array):

@@ -16,9 +16,10 @@ matching, false positives and negatives are numpy operations over the few overla
 """
 import numpy as np
 
-from ..utils.arrays import to_numpy as _to_numpy
+from .arrays import to_numpy as _to_numpy
 
-from ..utils import UserInputError
+from .errors import UserInputError
+from .panoptic_io import DEFAULT_VOID_LABEL
 from .distributed import all_reduce_sum
 
 #: rows of the statistics array [4, num_categories]
@@ -241,7 +242,7 @@ class PanopticEvaluator:
     Predictions are ``class * label_divisor + instance`` maps with ``void_label`` on void pixels.
     """
 
-    def __init__(self, categories, label_divisor=1000, void_label=255000):
+    def __init__(self, categories, label_divisor=1000, void_label=DEFAULT_VOID_LABEL):
         self.categories = _category_list(categories)
         self.label_divisor = int(label_divisor)
         self.void_label = int(void_label)

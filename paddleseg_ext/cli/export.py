@@ -1,0 +1,33 @@
+"""`export.py`: a static inference model (network + post-processing) and deploy.yaml."""
+from ..core.export import export
+from .common import console_entry, add_model_args, add_postprocess_args, add_verbose_arg, parser, postprocess_overrides
+
+USAGE = """example:
+  python export.py --config configs/panoptic_deeplab/<cfg>.yml \\
+      --model_path output/best_model/model.pdparams --save_dir output/inference_model
+then: python ../../deploy/python/infer.py --model_dir output/inference_model --image_path <image>"""
+
+
+def build_parser():
+    p = parser("Export a panoptic model (network + panoptic post-processing) for paddle.inference "
+               "(deploy/python/infer.py).", USAGE)
+    add_model_args(p)
+    p.add_argument("--save_dir", default="./output/inference_model",
+                   help="output folder (default ./output/inference_model)")
+    p.add_argument("--input_shape", nargs=4, type=int, default=None, metavar=("N", "C", "H", "W"),
+                   help="input shape (default 1 3 -1 -1: any size; N must be 1)")
+    add_postprocess_args(p)
+    add_verbose_arg(p)
+    return p
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    out = export(a.config, a.model_path, a.save_dir, a.input_shape, postprocess=postprocess_overrides(a),
+                 verbose=a.verbose)
+    print("exported {} + {} and {}".format(out["model"], out["params"], out["deploy"]), flush=True)
+    return 0
+
+
+#: `console_scripts` entry point (setup.py)
+console_main = console_entry(main)

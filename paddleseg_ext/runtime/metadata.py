@@ -1,0 +1,48 @@
+"""Class metadata of a config's dataset (names, colours, thing ids, label coding), read without the data."""
+import types
+
+from paddleseg.cvlibs import SegBuilder
+
+from ..datasets import cityscapes_meta, coco_meta
+from ..utils import UserInputError
+from ..visualize.colors import class_palette
+from .config import build, check_postprocess_thing_ids
+
+#: dataset types whose metadata is known without reading their files
+KNOWN_METADATA = {"CityscapesPanoptic": cityscapes_meta, "CocoPanoptic": coco_meta}
+
+
+def dataset_metadata(cfg, builder=None, cfg_path="the config"):
+    """Class metadata of a config's dataset.
+
+    Returns a namespace with `num_classes`, `thing_ids`, `class_names`, `palette` (uint8 [C, 3]),
+    `label_divisor`, `ignore_index` and `void_label` (= ignore_index * label_divisor, the void value of
+    panoptic maps in this project). Known datasets (CityscapesPanoptic, CocoPanoptic) use their
+    metadata modules; other dataset types are built (which needs their data).
+    """
+    ds_cfg = dict(cfg.val_dataset_cfg or cfg.train_dataset_cfg or {})
+    ds_type = ds_cfg.get("type")
+    meta = KNOWN_METADATA.get(ds_type)
+    if meta is not None:
+        thing_ids, class_names, palette = list(meta.THING_IDS), list(meta.CLASS_NAMES), meta.PALETTE
+        num_classes = meta.NUM_CLASSES
+    else:
+        builder = builder or SegBuilder(cfg)
+        ds = build(builder, "val_dataset" if cfg.val_dataset_cfg else "train_dataset", cfg_path)
+        thing_ids, class_names = list(ds.thing_ids), list(getattr(ds, "class_names", []))
+        num_classes = int(ds.num_classes)
+        palette = getattr(ds, "palette", None)
+    model_nc = cfg.model_cfg.get("num_classes")
+    if model_nc is not None and int(model_nc) != int(num_classes):
+        raise UserInputError("num_classes mismatch in {}: model.num_classes={} but dataset {} has {} classes".format(
+            cfg_path, model_nc, ds_type, num_classes))
+    check_postprocess_thing_ids(cfg, num_classes, thing_ids, cfg_path)
+    block = cfg.dic.get("postprocess") or {}
+    if "thing_ids" in block:
+        thing_ids = [int(t) for t in block["thing_ids"]]
+    label_divisor = int(ds_cfg.get("label_divisor", 1000))
+    ignore_index = int(ds_cfg.get("ignore_index", 255))
+    return types.SimpleNamespace(
+        num_classes=int(num_classes), thing_ids=[int(t) for t in thing_ids], class_names=class_names,
+        palette=class_palette(int(num_classes), palette), label_divisor=label_divisor,
+        ignore_index=ignore_index, void_label=ignore_index * label_divisor)

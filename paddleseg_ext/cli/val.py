@@ -15,6 +15,9 @@ def build_parser():
     p.add_argument("--oracle", default="",
                    help="replace network outputs by ground truth, a comma list of the model's parts "
                         "(Panoptic-DeepLab: semantic,center,offset)")
+    p.add_argument("--compare_bn_stats", action="store_true",
+                   help="also evaluate with every image normalised by its own BatchNorm statistics and print both: "
+                        "a large gap means the running statistics do not fit the trained network")
     p.add_argument("--benchmark_network_speed", action="store_true",
                    help="report preprocessing, network and post-processing time per image")
     p.add_argument("--save_predictions", default=None,
@@ -37,7 +40,8 @@ def main(argv=None):
     scales, flip = tta_settings(a, "--aug_eval")
     run_val(a.config, a.model_path, scales=scales, flip=flip, oracle=parse_oracle(a.oracle),
             postprocess=postprocess_overrides(a), save_predictions=a.save_predictions, results_file=a.results_file,
-            max_images=a.max_images, benchmark_speed=a.benchmark_network_speed, device=a.device, verbose=a.verbose)
+            max_images=a.max_images, benchmark_speed=a.benchmark_network_speed, device=a.device, verbose=a.verbose,
+            compare_bn_stats=a.compare_bn_stats)
     return 0
 
 

@@ -11,7 +11,8 @@ import paddle
 from visualdl import LogWriter
 
 from ..pipeline import build_predictor
-from ..runtime import build, build_model, check_num_classes, init_distributed, load_config, setup_device
+from ..runtime import (build, build_model, check_num_classes, freeze_statistics, init_distributed, load_config,
+                       merge_rank_statistics, setup_device)
 from ..utils import UserInputError
 from ..utils import check_writable_dir
 from . import checkpoint as ckpt
@@ -135,12 +136,21 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             ckpt.prune_checkpoints(save_dir, keep_checkpoint_max, protect=(last_ckpt,))
             _log(rank, "[TRAIN] saved {}".format(last_ckpt))
 
+    freeze_at = bn_freeze_iteration(cfg, config)
+    bn_frozen = False
+    if freeze_at is not None:
+        _log(rank, "[TRAIN] BatchNorm statistics frozen after iteration {}".format(freeze_at))
     t_start = time.time()
     try:
         model.train()
         t_read = time.time()
         for batch in loader:
             it += 1
+            if freeze_at is not None and it > freeze_at:
+                if not bn_frozen and nranks > 1 and "gpu" not in dev:
+                    merge_rank_statistics(model)  # every rank continues with the same statistics
+                bn_frozen = True
+                freeze_statistics(model)  # again after each evaluation's model.train()
             reader_cost = time.time() - t_read
             raise_load_error(batch)
             batch = _to_tensors(batch)
@@ -199,7 +209,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
 
             if it % save_interval == 0 or it == total_iters:
                 if nranks > 1 and "gpu" not in dev:
-                    average_buffers(model)
+                    merge_rank_statistics(model)
                 if do_eval:
                     try:
                         last_metrics = evaluate(predictor, val_ds, writer=writer, step=it, max_images=max_eval_images)
@@ -237,22 +247,6 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             "save_dir": save_dir}
 
 
-def average_buffers(model):
-    """Average float buffers (BatchNorm running statistics) over ranks.
-
-    Without SyncBatchNorm (CPU processes) each replica tracks statistics of its own batches; averaging them
-    before saving/evaluating gives one consistent model on every rank.
-    """
-    n = paddle.distributed.get_world_size()
-    with paddle.no_grad():
-        # Paddle keeps BatchNorm statistics as non-trainable parameters, not buffers: take both.
-        for buf in model.state_dict().values():
-            if buf is not None and buf.stop_gradient and buf.dtype in (paddle.float32, paddle.float64):
-                t = buf.clone()
-                paddle.distributed.all_reduce(t)
-                buf.set_value(t / n)
-
-
 def parameter_checksum(model):
     """sha1 over all parameters and buffers (name, bytes): equal on replicas that hold equal weights."""
     h = hashlib.sha1()
@@ -260,6 +254,19 @@ def parameter_checksum(model):
         h.update(name.encode())
         h.update(np.ascontiguousarray(value.numpy()).tobytes())
     return h.hexdigest()
+
+
+def bn_freeze_iteration(cfg, path):
+    """The config's ``batch_norm: freeze_statistics_at`` (None when absent): from the next iteration on,
+    BatchNorm layers normalise with their running statistics and stop updating them, so the network's
+    last iterations train in the normalisation it is evaluated with (see README, "BatchNorm statistics")."""
+    value = (cfg.dic.get("batch_norm") or {}).get("freeze_statistics_at")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserInputError("batch_norm.freeze_statistics_at in {} must be an iteration number >= 0, got {!r}".format(
+            path, value))
+    return int(value)
 
 
 def _refuse_to_overwrite(save_dir):

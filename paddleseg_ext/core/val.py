@@ -12,7 +12,7 @@ from ..evaluation import build_evaluators
 from panoptic_metrics.formats import PanopticPredictionWriter
 from ..pipeline import build_predictor
 from ..runtime import (all_sum, build, build_model, check_num_classes, init_distributed, load_config,
-                       setup_device)
+                       per_image_statistics, setup_device)
 from ..utils import UserInputError
 from ..utils import check_writable_dir
 from ..utils import read_image, read_panoptic_png
@@ -160,8 +160,28 @@ def default_results_file(model_path):
     return os.path.join(base, "eval_results.json")
 
 
+def _summary(metrics):
+    pan, sem = metrics["panoptic"], metrics["semantic"]
+    return {"PQ": pan["All"]["pq"], "PQ_th": pan["Things"]["pq"], "PQ_st": pan["Stuff"]["pq"], "mIoU": sem["mIoU"]}
+
+
+def format_bn_comparison(running, per_image):
+    """The table of `val.py --compare_bn_stats`: PQ / PQ things / PQ stuff / mIoU with each kind of
+    BatchNorm statistics, and the gap."""
+    a, b = _summary(running), _summary(per_image)
+    lines = ["{:<34}|{:>8}{:>8}{:>8}{:>8}".format("BatchNorm statistics", "PQ", "PQ_th", "PQ_st", "mIoU"), "-" * 66]
+    for name, r in (("running (as val/predict/export)", a), ("per image (its own statistics)", b)):
+        lines.append("{:<34}|{:>8}{:>8}{:>8}{:>8}".format(name[:34], *(_pct(r[k]) for k in ("PQ", "PQ_th", "PQ_st",
+                                                                                              "mIoU"))))
+    gap = (b["PQ"] or 0) - (a["PQ"] or 0)
+    lines.append("PQ gap (per image - running): {:+.2f}. A large positive gap means the running statistics do not "
+                 "represent what the network learned (see README, BatchNorm statistics).".format(100 * gap))
+    return "\n".join(lines)
+
+
 def run_val(config, model_path, scales=(1.0,), flip=False, oracle=(), postprocess=None, save_predictions=None,
-            results_file=None, max_images=None, benchmark_speed=False, device=None, verbose=False):
+            results_file=None, max_images=None, benchmark_speed=False, device=None, verbose=False,
+            compare_bn_stats=False):
     """Body of `val.py`: build, load, evaluate, print the table, save the metrics json (rank 0).
 
     Args:
@@ -170,6 +190,9 @@ def run_val(config, model_path, scales=(1.0,), flip=False, oracle=(), postproces
         postprocess (dict): post-processing overrides (None values are ignored).
         save_predictions (str): folder for official-format panoptic predictions.
         results_file (str): metrics json (default: next to the weights).
+        compare_bn_stats (bool): evaluate a second time with per-image BatchNorm statistics
+            (`runtime.per_image_statistics`), print both, and store the second run's summary under
+            ``bn_per_image`` in the results.
     Returns:
         the metrics dict.
     """
@@ -202,8 +225,16 @@ def run_val(config, model_path, scales=(1.0,), flip=False, oracle=(), postproces
                        benchmark_speed=benchmark_speed, max_images=max_images)
     if not benchmark_speed:
         metrics.pop("speed", None)
+    comparison = None
+    if compare_bn_stats:
+        with per_image_statistics(model):
+            per_image = evaluate(predictor, dataset, oracle=oracle, max_images=max_images)
+        metrics["bn_per_image"] = _summary(per_image)
+        comparison = format_bn_comparison(metrics, per_image)
     if rank == 0:
         print(format_metrics_table(metrics), flush=True)
+        if comparison:
+            print(comparison, flush=True)
         save_metrics(metrics, results_file)
         print("[VAL] metrics saved to {}".format(results_file), flush=True)
         if save_predictions:

@@ -5,3 +5,5 @@ from .config import (build, check_num_classes, load_config, model_class, paddles
 from .device import all_sum, init_distributed, is_main_process, setup_device, synchronize  # noqa: F401
 from .metadata import dataset_metadata  # noqa: F401
 from .weights import build_model, load_weights, without_pretrained  # noqa: F401
+from .batch_norm import (batch_norm_layers, freeze_statistics, merge_rank_statistics,  # noqa: F401
+                         per_image_statistics)

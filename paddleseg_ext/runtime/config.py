@@ -9,9 +9,12 @@ from paddleseg.utils import logger as paddleseg_logger
 
 from ..utils import UserInputError
 
-#: top-level keys of a config: PaddleSeg 2.8's, plus `postprocess` and `seed`
+#: top-level keys of a config: PaddleSeg 2.8's, plus `postprocess`, `seed` and `batch_norm`
 CONFIG_KEYS = ("batch_size", "iters", "train_dataset", "val_dataset", "optimizer", "lr_scheduler", "loss", "model",
-               "test_config", "export", "distill_loss", "to_static_training", "_inherited_", "postprocess", "seed")
+               "test_config", "export", "distill_loss", "to_static_training", "_inherited_", "postprocess", "seed",
+               "batch_norm")
+#: keys of the `batch_norm:` block (core.train)
+BATCH_NORM_KEYS = ("freeze_statistics_at",)
 #: `postprocess:` keys every model accepts (besides its own `postprocess_defaults`)
 POSTPROCESS_COMMON_KEYS = ("label_divisor", "void_label", "thing_ids")
 
@@ -85,6 +88,14 @@ def check_config_keys(dic, path):
     if unknown:
         raise UserInputError(_unknown_keys_message(unknown, [k for k in CONFIG_KEYS if not k.startswith("_")],
                                                    "the top level", path))
+    bn = dic.get("batch_norm")
+    if bn is not None:
+        if not isinstance(bn, dict):
+            raise UserInputError("`batch_norm:` in config {} must be a mapping of {}, got {!r}".format(
+                path, ", ".join(BATCH_NORM_KEYS), bn))
+        unknown = [k for k in bn if k not in BATCH_NORM_KEYS]
+        if unknown:
+            raise UserInputError(_unknown_keys_message(unknown, list(BATCH_NORM_KEYS), "the `batch_norm:` block", path))
     block = dic.get("postprocess")
     if block is None:
         return

@@ -15,7 +15,7 @@ from ..datasets.demo_dataset import make_demo_dataset
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output dataset root (created; a previous demo there is replaced)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="scene generator seed (default 0)")
     parser.add_argument("--num-train", type=int, default=8, help="training frames (default 8)")
     parser.add_argument("--num-val", type=int, default=4, help="validation frames (default 4)")
     parser.add_argument("--height", type=int, default=128, help="image height (default 128)")

@@ -14,7 +14,7 @@ from ..datasets.coco_prepare import prepare_coco
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True, help="COCO root holding annotations/, train2017/, val2017/")
-    parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check")
+    parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check (default: train val)")
     args = parser.parse_args(argv)
     prepare_coco(args.root, splits=args.splits, verbose=True)
     return 0

@@ -136,7 +136,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             ckpt.prune_checkpoints(save_dir, keep_checkpoint_max, protect=(last_ckpt,))
             _log(rank, "[TRAIN] saved {}".format(last_ckpt))
 
-    freeze_at = bn_freeze_iteration(cfg, config)
+    freeze_at = bn_freeze_iteration(cfg, config, total_iters)
     bn_frozen = False
     if freeze_at is not None:
         _log(rank, "[TRAIN] BatchNorm statistics frozen after iteration {}".format(freeze_at))
@@ -256,17 +256,20 @@ def parameter_checksum(model):
     return h.hexdigest()
 
 
-def bn_freeze_iteration(cfg, path):
-    """The config's ``batch_norm: freeze_statistics_at`` (None when absent): from the next iteration on,
-    BatchNorm layers normalise with their running statistics and stop updating them, so the network's
-    last iterations train in the normalisation it is evaluated with (see README, "BatchNorm statistics")."""
+def bn_freeze_iteration(cfg, path, total_iters):
+    """The config's ``batch_norm: freeze_statistics_at`` as an iteration (None when absent): an iteration
+    number, or a fraction of the run's iterations (a number between 0 and 1, e.g. 0.7). From the next
+    iteration on, BatchNorm layers normalise with their running statistics and stop updating them, so
+    the last iterations train in the normalisation the network is evaluated with (see README,
+    "BatchNorm statistics")."""
     value = (cfg.dic.get("batch_norm") or {}).get("freeze_statistics_at")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserInputError("batch_norm.freeze_statistics_at in {} must be an iteration number >= 0, got {!r}".format(
-            path, value))
-    return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+            isinstance(value, float) and value >= 1):
+        raise UserInputError("batch_norm.freeze_statistics_at in {} must be an iteration number or a fraction of "
+                             "the iterations in (0, 1), got {!r}".format(path, value))
+    return int(round(value * total_iters)) if isinstance(value, float) else int(value)
 
 
 def _refuse_to_overwrite(save_dir):

@@ -100,7 +100,8 @@ def _pct(x):
 def format_metrics_table(metrics):
     """Printable PQ/SQ/RQ table (All/Things/Stuff + every class), mIoU and AP lines.
 
-    A class that is neither in the ground truth nor predicted has no PQ; its row shows "-".
+    A class that is neither in the ground truth nor predicted has no PQ (the json holds 0, as
+    cityscapesscripts writes it); its row shows "-".
     """
     pan = metrics["panoptic"]
     lines = ["{:<14}|{:>8}{:>8}{:>8}{:>6}".format("", "PQ", "SQ", "RQ", "N"), "-" * 44]
@@ -108,9 +109,14 @@ def format_metrics_table(metrics):
         r = pan[g]
         lines.append("{:<14}|{:>8}{:>8}{:>8}{:>6d}".format(g, _pct(r["pq"]), _pct(r["sq"]), _pct(r["rq"]), int(r["n"])))
     lines.append("-" * 44)
+    absent = 0
     for cid, r in pan.get("per_class", {}).items():
-        lines.append("{:<14}|{:>8}{:>8}{:>8}".format(str(r.get("name", cid))[:14], _pct(r["pq"]), _pct(r["sq"]),
-                                                      _pct(r["rq"])))
+        seen = r.get("tp", 1) + r.get("fp", 0) + r.get("fn", 0) > 0
+        absent += not seen
+        lines.append("{:<14}|{:>8}{:>8}{:>8}".format(str(r.get("name", cid))[:14], *(
+            _pct(r[k]) if seen else "-" for k in ("pq", "sq", "rq"))))
+    if absent:
+        lines.append("(-: {} class(es) neither in the ground truth nor predicted; not counted in N)".format(absent))
     sem = metrics["semantic"]
     lines.append("mIoU: {}  pixel acc: {}".format(_pct(sem["mIoU"]), _pct(sem.get("acc"))))
     for mode, res in metrics.get("instance", {}).items():

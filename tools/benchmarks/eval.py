@@ -3,7 +3,10 @@
 Generates N ground-truth / prediction pairs at Cityscapes resolution in a temporary folder
 (GT PNGs written with PIL like createPanopticImgs, predictions with our writer), evaluates them
 with both implementations in the same run, checks that the numbers agree to 1e-9, and prints
-the times. Usage: python tools/benchmark.py eval [--num-images 50] [--height 1025] [--width 2049]
+the times: of the functions in this process, and of the whole commands as a user runs them
+(`tools/eval_panoptic.py` against `csEvalPanopticSemanticLabeling`, start-up and imports included).
+Usage: python tools/benchmark.py eval [--num-images 50] [--height 1025] [--width 2049]
+Nothing here imports paddle: the metrics live in the paddle-free `panoptic_metrics` package.
 """
 import argparse
 import contextlib
@@ -11,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,11 +23,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from panoptic_metrics import (cityscapes_panoptic_categories, evaluate_panoptic_files, id2rgb, panoptic_annotation,
+                              panoptic_to_segments, write_panoptic_json, write_panoptic_prediction)
+from panoptic_metrics.panoptic_files import default_num_workers
 
+from . import HelpFormatter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOID = 255000
+
 
 
 def _random_polygon(rng, h, w, size):
@@ -76,10 +84,6 @@ def make_pair(rng, h, w):
 
 def write_benchmark_data(folder, num_images, h, w, seed=0):
     """GT (PIL-written PNGs + json, train-id categories) and predictions (our writer) in `folder`."""
-    from paddleseg_ext.evaluation import (cityscapes_panoptic_categories, panoptic_annotation, panoptic_to_segments,
-                                          write_panoptic_json, write_panoptic_prediction)
-    from paddleseg_ext.utils import id2rgb
-
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(folder, "gt"), exist_ok=True)
     gt_anns, pred_anns = [], []
@@ -97,6 +101,18 @@ def write_benchmark_data(folder, num_images, h, w, seed=0):
             os.path.join(folder, "pred.json"), os.path.join(folder, "pred"))
 
 
+def _time_command(cmd, repeat):
+    """Best wall time of `cmd` over `repeat` runs (its output discarded); fails loudly if it fails."""
+    best = None
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    return best
+
+
 def max_difference(a, b):
     diffs = [abs(a[g][k] - b[g][k]) for g in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq")]
     diffs += [abs(a["per_class"][c][k] - b["per_class"][c][k]) for c in b["per_class"] for k in ("pq", "sq", "rq")]
@@ -105,18 +121,15 @@ def max_difference(a, b):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-images", type=int, default=50)
-    parser.add_argument("--height", type=int, default=1025)
-    parser.add_argument("--width", type=int, default=2049)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--num-images", type=int, default=50, help="generated GT/prediction pairs")
+    parser.add_argument("--height", type=int, default=1025, help="image height")
+    parser.add_argument("--width", type=int, default=2049, help="image width")
     parser.add_argument("--workdir", default=None, help="keep the generated files here (default: a temp folder)")
     parser.add_argument("--repeat", type=int, default=1, help="time each evaluator this many times, keep the best")
     args = parser.parse_args(argv)
 
     from cityscapesscripts.evaluation.evalPanopticSemanticLabeling import evaluatePanoptic
-
-    from paddleseg_ext.evaluation import evaluate_panoptic_files
-    from paddleseg_ext.evaluation.panoptic_files import default_num_workers
 
     folder = args.workdir or tempfile.mkdtemp(prefix="bench_eval_")
     try:
@@ -146,10 +159,25 @@ def main(argv=None):
                                                      os.path.join(folder, "ours.json"), num_workers=workers))
         ours1 = timed("paddleseg_ext evaluate_panoptic_files (1 thread)",
                       lambda: evaluate_panoptic_files(gt_json, gt_dir, pred_json, pred_dir, None, num_workers=1))
+        # the whole commands, as a user types them (start-up and imports included)
+        flags = ["--gt-json-file", gt_json, "--gt-folder", gt_dir, "--prediction-json-file", pred_json,
+                 "--prediction-folder", pred_dir]
+        official_cmd = shutil.which("csEvalPanopticSemanticLabeling",
+                                    path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        command_rows = []
+        if official_cmd:
+            command_rows.append(("csEvalPanopticSemanticLabeling (command)", _time_command(
+                [official_cmd] + flags + ["--results_file", os.path.join(folder, "official_cmd.json")], args.repeat)))
+        command_rows.append(("tools/eval_panoptic.py (command)", _time_command(
+            [sys.executable, os.path.join(ROOT, "tools", "eval_panoptic.py")] + flags +
+            ["--results_file", os.path.join(folder, "ours_cmd.json")], args.repeat)))
         base = rows[0][1]
         print("\n{:58s} {:>9s} {:>10s} {:>8s}".format("implementation", "total s", "ms/image", "speed-up"))
         for name, dt in rows:
             print("{:58s} {:9.2f} {:10.1f} {:7.1f}x".format(name, dt, 1000 * dt / args.num_images, base / dt))
+        cmd_base = command_rows[0][1]
+        for name, dt in command_rows:
+            print("{:58s} {:9.2f} {:10.1f} {:7.1f}x".format(name, dt, 1000 * dt / args.num_images, cmd_base / dt))
         diff, same_n = max_difference(ours, official)
         diff1, same_n1 = max_difference(ours1, official)
         print("\nPQ/SQ/RQ: official All {}".format(json.dumps(official["All"])))
@@ -162,6 +190,3 @@ def main(argv=None):
         if args.workdir is None:
             shutil.rmtree(folder, ignore_errors=True)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

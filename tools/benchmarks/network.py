@@ -15,11 +15,14 @@ import statistics
 import sys
 import time
 
+from . import HelpFormatter
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CONFIGS = [
     "configs/panoptic_deeplab/panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml",
     "configs/panoptic_deeplab/panoptic_deeplab_demo_cpu.yml",
 ]
+
 
 
 def _parse_size(text):
@@ -64,12 +67,12 @@ def time_forward(model, size, batch, repeats, warmup):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="config files")
     parser.add_argument("--size", type=_parse_size, default=(1025, 2049), help="input HxW (default 1025x2049)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=1, help="images per forward")
+    parser.add_argument("--repeats", type=int, default=1, help="timed forwards (median)")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed forwards first")
     parser.add_argument("--device", default="cpu", help="cpu or gpu")
     parser.add_argument("--dsconv-baseline", action="store_true",
                         help="also time each model with the opposite use_dsconv setting")
@@ -77,7 +80,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    sys.path.insert(0, ROOT)
     import paddle
 
     if args.device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
@@ -112,6 +114,3 @@ def main(argv=None):
     print("outputs (all rows): " + ", ".join(str(s) for s in rows[0][4]))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from . import HelpFormatter
+
 THING_IDS = list(range(11, 19))  # Cityscapes train ids of the thing classes
 LABEL_DIVISOR = 1000
 VOID_LABEL = 255 * LABEL_DIVISOR
@@ -211,7 +213,9 @@ def _measure(run, out_path, on_gpu, repeat, gpu_memory=True):
 
 
 def _run_child(impl, npz_path, out_path, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, npz_path, out_path,
+    # through the dispatcher, which loads this folder as the package `benchmarks`
+    dispatcher = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmark.py")
+    cmd = [sys.executable, dispatcher, "postprocess", "--child", impl, npz_path, out_path,
            "--device", args.device, "--repeat", str(args.ref_repeat if impl == "reference" else args.repeat),
            "--top-k", str(args.top_k)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -221,15 +225,16 @@ def _run_child(impl, npz_path, out_path, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="benchmark.py postprocess", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="benchmark.py postprocess", description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--sizes", default="513x1025,1025x2049", help="comma-separated HxW list")
-    parser.add_argument("--instances", type=int, default=30)
-    parser.add_argument("--top-k", type=int, default=200)
+    parser.add_argument("--instances", type=int, default=30, help="thing instances per generated frame")
+    parser.add_argument("--top-k", type=int, default=200, help="maximum number of centres")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls of ours and exported (median)")
     parser.add_argument("--ref-repeat", type=int, default=3, help="timed calls of the baseline (median)")
     parser.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0")
-    parser.add_argument("--skip-reference", action="store_true")
-    parser.add_argument("--skip-exported", action="store_true")
+    parser.add_argument("--skip-reference", action="store_true", help="do not run the naive baseline")
+    parser.add_argument("--skip-exported", action="store_true", help="do not time the exported (paddle.inference) post-processing")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "NPZ", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -278,6 +283,3 @@ def main(argv=None):
           "speedup = ref ms / ours ms")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,9 @@ import numpy as np
 
 from paddleseg_ext.transforms import PanopticTargetGenerator
 
+from . import HelpFormatter
+
+
 
 def make_label_map(h, w, num_instances, seed=0):
     """[h,w] int32 segment ids + segments_info: 5 stuff bands, `num_instances` things, one crowd."""
@@ -84,11 +87,11 @@ def _time(fn, repeat):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--height", type=int, default=1025)
-    parser.add_argument("--width", type=int, default=2049)
-    parser.add_argument("--instances", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--height", type=int, default=1025, help="frame height")
+    parser.add_argument("--width", type=int, default=2049, help="frame width")
+    parser.add_argument("--instances", type=int, default=50, help="thing instances per frame")
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls (median)")
     args = parser.parse_args(argv)
 
     pan, segments = make_label_map(args.height, args.width, args.instances)

@@ -1,0 +1,144 @@
+"""BatchNorm statistics: exact merge over ranks, per-image statistics, frozen statistics in training."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+import yaml
+
+from paddleseg_ext.runtime.batch_norm import (batch_norm_layers, freeze_statistics, merge_rank_statistics,
+                                              per_image_statistics)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_CFG = os.path.join(ROOT, "configs", "panoptic_deeplab", "panoptic_deeplab_demo_cpu.yml")
+
+
+class _PoolNet(nn.Layer):
+    """conv -> BN (a map) and global pool -> BN (a 1x1 map), like the ASPP's image pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2D(4)
+        self.pool_bn = nn.BatchNorm2D(4)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        return y, self.pool_bn(nn.functional.adaptive_avg_pool2d(y, 1))
+
+
+def _set_stats(layer, mean, var):
+    layer._mean.set_value(np.asarray(mean, np.float32))
+    layer._variance.set_value(np.asarray(var, np.float32))
+
+
+def test_per_image_statistics_normalise_each_image_by_itself_and_keep_running_stats():
+    paddle.seed(0)
+    net = _PoolNet()
+    _set_stats(net.bn, [5, 5, 5, 5], [9, 9, 9, 9])
+    _set_stats(net.pool_bn, [0.5] * 4, [4] * 4)
+    net.eval()
+    x = paddle.to_tensor(np.random.RandomState(0).randn(1, 3, 6, 7).astype(np.float32) * 3 + 1)
+    with paddle.no_grad():
+        with per_image_statistics(net):
+            y, pooled = net(x)
+        conv = net.conv(x).numpy()
+    mean, var = conv.mean(axis=(0, 2, 3)), conv.var(axis=(0, 2, 3))
+    gamma, beta = net.bn.weight.numpy(), net.bn.bias.numpy()
+    expect = (conv - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5) * \
+        gamma[None, :, None, None] + beta[None, :, None, None]
+    np.testing.assert_allclose(y.numpy(), expect, rtol=1e-4, atol=1e-4)
+    # the 1x1 map keeps the running statistics (its own variance would be 0)
+    p = expect.mean(axis=(2, 3))
+    pg, pb = net.pool_bn.weight.numpy(), net.pool_bn.bias.numpy()
+    np.testing.assert_allclose(pooled.numpy()[:, :, 0, 0], (p - 0.5) / np.sqrt(4 + 1e-5) * pg + pb, rtol=1e-4, atol=1e-4)
+    # nothing learnt or changed
+    np.testing.assert_array_equal(net.bn._mean.numpy(), [5, 5, 5, 5])
+    np.testing.assert_array_equal(net.pool_bn._variance.numpy(), [4, 4, 4, 4])
+    assert not net.bn.training and not net.pool_bn.training
+
+
+def test_freeze_statistics_uses_running_statistics_in_train_mode():
+    paddle.seed(0)
+    net = _PoolNet()
+    _set_stats(net.bn, [1, 2, 3, 4], [2, 2, 2, 2])
+    net.train()
+    freeze_statistics(net)
+    x = paddle.to_tensor(np.random.RandomState(1).randn(2, 3, 5, 5).astype(np.float32))
+    y, _ = net(x)
+    net.eval()
+    y_eval, _ = net(x)
+    np.testing.assert_allclose(y.numpy(), y_eval.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(net.bn._mean.numpy(), [1, 2, 3, 4])
+    assert [n for n, _ in batch_norm_layers(net)] == ["bn", "pool_bn"]
+
+
+def test_merge_rank_statistics_is_the_identity_on_one_rank():
+    net = _PoolNet()
+    _set_stats(net.bn, [1, 2, 3, 4], [2, 3, 4, 5])
+    merge_rank_statistics(net)
+    np.testing.assert_array_equal(net.bn._variance.numpy(), [2, 3, 4, 5])
+
+
+_MERGE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, paddle, paddle.nn as nn
+    from paddleseg_ext.runtime.batch_norm import merge_rank_statistics
+    paddle.set_device("cpu")
+    paddle.distributed.init_parallel_env()
+    rank = paddle.distributed.get_rank()
+    net = nn.Sequential(nn.Conv2D(1, 2, 1), nn.BatchNorm2D(2))
+    # rank r saw batches of mean m_r and variance v_r
+    net[1]._mean.set_value(np.array([[0.0, 1.0], [4.0, 3.0]][rank], np.float32))
+    net[1]._variance.set_value(np.array([[1.0, 2.0], [1.0, 6.0]][rank], np.float32))
+    net[0].weight.stop_gradient = True  # a frozen weight: plain average over ranks
+    net[0].weight.set_value(np.full([2, 1, 1, 1], float(rank), np.float32))
+    merge_rank_statistics(net)
+    if rank == 0:
+        json.dump({"mean": net[1]._mean.numpy().tolist(), "var": net[1]._variance.numpy().tolist(),
+                   "w": net[0].weight.numpy().ravel().tolist()}, open(sys.argv[1], "w"))
+""")
+
+
+@pytest.mark.slow
+def test_merge_rank_statistics_over_two_processes_is_exact(tmp_path):
+    script = tmp_path / "merge.py"
+    script.write_text(_MERGE_SCRIPT)
+    out = tmp_path / "merged.json"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                        "--log_dir", str(tmp_path / "log"), str(script), str(out)],
+                       env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:]
+    got = json.loads(out.read_text())
+    # two equally sized batches: pooled mean, and pooled variance = mean of variances + variance of means
+    means, variances = np.array([[0.0, 1.0], [4.0, 3.0]]), np.array([[1.0, 2.0], [1.0, 6.0]])
+    np.testing.assert_allclose(got["mean"], means.mean(0))
+    np.testing.assert_allclose(got["var"], variances.mean(0) + means.var(0))  # [1 + 4, 4 + 1]
+    np.testing.assert_allclose(got["w"], [0.5, 0.5])
+
+
+@pytest.mark.slow
+def test_training_freezes_statistics_from_the_configured_iteration(demo_root, tmp_path):
+    from paddleseg_ext.core.train import train
+
+    cfg = {"_base_": DEMO_CFG, "batch_size": 2, "iters": 4, "batch_norm": {"freeze_statistics_at": 2},
+           "train_dataset": {"dataset_root": demo_root}, "val_dataset": {"dataset_root": demo_root}}
+    path = tmp_path / "freeze.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    train(str(path), save_dir=str(tmp_path / "out"), save_interval=2, log_iters=2, device="cpu")
+    at2 = paddle.load(str(tmp_path / "out" / "iter_2" / "model.pdparams"))
+    at4 = paddle.load(str(tmp_path / "out" / "iter_4" / "model.pdparams"))
+    stats = [k for k in at2 if k.endswith("._mean") or k.endswith("._variance")]
+    weights = [k for k in at2 if k.endswith(".weight")]
+    assert stats and weights
+    for k in stats:  # frozen after iteration 2 ...
+        np.testing.assert_array_equal(at2[k].numpy(), at4[k].numpy(), err_msg=k)
+    # ... while the network (BatchNorm scales and shifts included) kept learning
+    assert sum(not np.array_equal(at2[k].numpy(), at4[k].numpy()) for k in weights) > len(weights) // 2

@@ -7,7 +7,8 @@ which changes a run's trajectory like another seed does; see README, "Reproducib
 
 Each run is the real commands (train.py, under paddle.distributed.launch for several processes, then
 val.py) in a subprocess; finished runs (their eval json exists) are reused when the sweep is re-run.
-`--overfit` trains on 2 generated frames (no flip, both in every batch) and evaluates those frames.
+`--overfit` trains on 2 generated frames (both in every batch, preprocessed as for evaluation) and
+evaluates those frames.
 """
 import argparse
 import json
@@ -20,6 +21,7 @@ import time
 import yaml
 
 from ..datasets.demo_dataset import make_demo_dataset
+from ..runtime import load_config
 from ..utils import UserInputError
 from .common import console_entry
 
@@ -31,13 +33,12 @@ OVERFIT = {"num_train": 2, "dataset_seed": 3, "iters": 500, "min_pq": 0.80}
 
 
 def overfit_config(path, data_root, base=DEMO_CONFIG, seed=0, iters=OVERFIT["iters"]):
-    """Write the overfit variant of `base` to `path`: train on `data_root`'s train split with both
-    frames in every batch and no flip, evaluate on that same split. Returns `path`."""
-    train_tf = [{"type": "PanopticRandomPaddingCrop", "crop_size": [257, 129], "im_padding_value": 127.5,
-                 "label_padding_value": 0},
-                {"type": "Normalize"}]
+    """Write the overfit variant of `base` to `path` and return `path`: train on `data_root`'s train
+    split with both frames in every batch and the base config's *val* transforms (no flip, no random
+    placement: the frames are seen exactly as they are evaluated), evaluate on that same split."""
+    val_transforms = load_config(base).val_dataset_cfg.get("transforms")
     cfg = {"_base_": os.path.abspath(base), "batch_size": 2, "iters": int(iters), "seed": int(seed),
-           "train_dataset": {"dataset_root": data_root, "transforms": train_tf},
+           "train_dataset": {"dataset_root": data_root, "transforms": val_transforms},
            "val_dataset": {"dataset_root": data_root, "mode": "train"}}
     with open(path, "w") as f:
         yaml.safe_dump(cfg, f)

@@ -22,6 +22,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle.static.nn import while_loop
 
+from ..compat import argsort_stable, bincount, flatten_bool, raster_yx
+
 # Thing pixels x centres per block of the grouping matmul: 2^18 float64 scores = 2 MB, small enough
 # to stay in cache between the matmul and the argmin that reads it back (eager CPU, 525k thing
 # pixels x 31: ~45 ms against ~50-90 ms with 2^21 and ~130 ms in one block). Grouping needs at
@@ -76,14 +78,14 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     pooled = F.max_pool2d(heat.unsqueeze([0, 1]), kernel_size=(nms_kernel, 1), stride=1, padding=(r, 0))
     pooled = F.max_pool2d(pooled, kernel_size=(1, nms_kernel), stride=1, padding=(0, r))
     keep = paddle.logical_and(heat == pooled.squeeze([0, 1]), heat > max(float(threshold), 0.0))
-    flat = paddle.nonzero(keep.flatten()).flatten()
+    flat = paddle.nonzero(flatten_bool(keep)).flatten()
     if top_k is not None:
         # Stable descending sort keeps raster order among equal scores; a slice past the end
         # keeps all (no branch on K), and re-sorting the kept indices restores raster order.
         scores = paddle.gather(heat.flatten(), flat)
-        best = paddle.argsort(scores, descending=True, stable=True)[:top_k]
+        best = argsort_stable(scores, descending=True)[:top_k]
         flat = paddle.gather(flat, paddle.sort(best))
-    return paddle.stack([flat // width, flat % width], axis=1)
+    return raster_yx(flat, width)
 
 
 @paddle.jit.not_to_static
@@ -155,8 +157,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
         number: [num_slots] int64 instance number of each centre within its class, counted from 1
             in centre order over the centres that have pixels (0 for a centre without pixels).
     """
-    votes = paddle.bincount(instance * num_things + thing_index,
-                            minlength=num_slots * num_things).reshape([-1, num_things])
+    votes = bincount(instance * num_things + thing_index, num_slots * num_things).reshape([-1, num_things])
     # Break ties towards the smallest class id without relying on argmax's tie rule:
     # count * T + (T - 1 - t) is unique per row and orders like (count, -t).
     tie_break = paddle.arange(num_things - 1, -1, -1, dtype="int64")
@@ -205,8 +206,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     pix = paddle.nonzero(panoptic <= base).flatten()  # thing pixels, raster order
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
-    qy = (pix // width).astype("float32") + paddle.gather(offsets[0].flatten(), pix)
-    qx = (pix % width).astype("float32") + paddle.gather(offsets[1].flatten(), pix)
+    yx = raster_yx(pix, width)
+    qy = yx[:, 0].astype("float32") + paddle.gather(offsets[0].flatten(), pix)
+    qx = yx[:, 1].astype("float32") + paddle.gather(offsets[1].flatten(), pix)
     instance = nearest_center(qy, qx, centers, block)  # [P] in [0, K]
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number

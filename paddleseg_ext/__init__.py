@@ -5,6 +5,14 @@ transforms) in ``paddleseg.cvlibs.manager`` so that PaddleSeg configs can name t
 """
 __version__ = "0.1.0"
 
+# Keep these two imports first, before anything imports paddle. Paddle 2.6.2's libpaddle.so
+# exports its own copy of zlib's functions: when Python's zlib module is first loaded after it,
+# every later zlib use (paddleseg's imports of scipy/sklearn, cv2's PNG codec, zlib.compress)
+# can crash with a segmentation fault in inflateReset2. Loading zlib and cv2 first avoids it.
+# Paddle 3.x does not need this.
+import zlib  # noqa: F401,E402
+import cv2  # noqa: F401,E402
+
 from . import utils  # noqa: F401
 from . import transforms  # noqa: F401
 from . import datasets  # noqa: F401

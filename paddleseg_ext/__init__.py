@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 import zlib  # noqa: F401,E402
 import cv2  # noqa: F401,E402
 
+from . import compat  # noqa: F401,E402  (refuses a Paddle older than 2.6 in one line)
 from . import utils  # noqa: F401
 from . import transforms  # noqa: F401
 from . import datasets  # noqa: F401

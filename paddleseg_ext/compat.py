@@ -23,6 +23,18 @@ def _parse_version(text):
 
 
 PADDLE_VERSION = _parse_version(paddle.__version__)
+# The oldest supported Paddle (setup.py, requirements.txt): older ones lack ops the project uses.
+MIN_PADDLE = (2, 6)
+
+
+def check_paddle_version(text):
+    """Raise a one-line ImportError when the Paddle version `text` is older than MIN_PADDLE."""
+    if _parse_version(text) < MIN_PADDLE:
+        raise ImportError("paddleseg_ext needs paddlepaddle (or paddlepaddle-gpu) >= {}; installed: {}".format(
+            ".".join(map(str, MIN_PADDLE)), text))
+
+
+check_paddle_version(paddle.__version__)
 
 # Paddle 2.6: paddle.argsort has no `stable` argument (added in 3.0).
 _HAS_STABLE_ARGSORT = "stable" in inspect.signature(paddle.argsort).parameters

@@ -106,6 +106,14 @@ def test_parse_version():
     assert compat.PADDLE_VERSION >= (2, 6)
 
 
+def test_older_paddle_is_refused_in_one_line():
+    compat.check_paddle_version("2.6.0")
+    compat.check_paddle_version("3.3.1")
+    with pytest.raises(ImportError, match=r"^paddleseg_ext needs paddlepaddle \(or paddlepaddle-gpu\) >= 2\.6; "
+                                          r"installed: 2\.5\.2$"):
+        compat.check_paddle_version("2.5.2")
+
+
 def test_package_loads_zlib_before_paddle():
     """Paddle 2.6.2 crashes (segfault in inflateReset2) on zlib use when zlib loads after paddle:
     `import paddleseg_ext` must load it first; then zlib, cv2's PNG codec and paddleseg work."""

@@ -79,7 +79,7 @@ def gather_bool(mask, index):
     """``paddle.gather`` of a bool tensor along axis 0."""
     if _HAS_BOOL_GATHER:
         return paddle.gather(mask, index)
-    return paddle.gather(mask.astype("uint8"), index).astype("bool")  # Paddle 2.6
+    return paddle.gather(mask.astype("int32"), index).astype("bool")  # Paddle 2.6 (int32: a kernel on CPU and GPU)
 
 
 def flatten_bool(mask):

@@ -6,10 +6,11 @@ transforms) in ``paddleseg.cvlibs.manager`` so that PaddleSeg configs can name t
 __version__ = "0.1.0"
 
 # Keep these two imports first, before anything imports paddle. Paddle 2.6.2's libpaddle.so
-# exports its own copy of zlib's functions: when Python's zlib module is first loaded after it,
-# every later zlib use (paddleseg's imports of scipy/sklearn, cv2's PNG codec, zlib.compress)
-# can crash with a segmentation fault in inflateReset2. Loading zlib and cv2 first avoids it.
-# Paddle 3.x does not need this.
+# exports its own copy of zlib's functions and needs the system libz.so.1: when `import paddle`
+# is what first loads libz.so.1, libz's internal calls bind to libpaddle's copy (LD_DEBUG=bindings
+# shows it) and every zlib user (paddleseg's imports of scipy/sklearn, cv2's PNG codec,
+# zlib.compress) can crash with a segmentation fault in inflateReset2. Python's zlib module and
+# cv2 load libz.so.1 on their own, so importing them first avoids it. Paddle 3.x does not need this.
 import zlib  # noqa: F401,E402
 import cv2  # noqa: F401,E402
 

@@ -89,6 +89,16 @@ def flatten_bool(mask):
     return mask.reshape([-1])  # Paddle 2.6: static-graph flatten refuses bool (reshape takes it)
 
 
+def floor_divmod(flat, width):
+    """(flat // width, flat % width) of int64 `flat` ([N], N may be 0) by a scalar int64 tensor."""
+    if _EMPTY_OPS_OK:
+        return flat // width, flat % width
+    # Paddle 2.6: one padding element keeps N > 0, dropped at the end.
+    n = paddle.shape(flat)[0]
+    padded = paddle.concat([flat, paddle.zeros([1], dtype=flat.dtype)])
+    return paddle.slice(padded // width, [0], [0], [n]), paddle.slice(padded % width, [0], [0], [n])
+
+
 def raster_yx(flat, width):
     """[N, 2] int64 (y, x) of the raster indices `flat` ([N] int64, N may be 0) in rows of `width`
     (a scalar int64 tensor)."""

@@ -73,13 +73,17 @@ def test_gather_and_flatten_bool():
 
 
 @pytest.mark.parametrize("n", [0, 1, 9])
-def test_raster_yx_and_bincount_with_empty_inputs(n):
+def test_raster_yx_divmod_and_bincount_with_empty_inputs(n):
     width = paddle.to_tensor(4, dtype="int64")
     flat = np.arange(n, dtype=np.int64) * 3
     t = paddle.to_tensor(flat) if n else paddle.zeros([0], dtype="int64")
     yx = compat.raster_yx(t, width)
     assert list(yx.shape) == [n, 2]
     np.testing.assert_array_equal(yx.numpy().reshape(n, 2), np.stack([flat // 4, flat % 4], axis=1).reshape(n, 2))
+    y, x = compat.floor_divmod(t, width)
+    assert list(y.shape) == [n] and list(x.shape) == [n]
+    np.testing.assert_array_equal(y.numpy().reshape(n), flat // 4)
+    np.testing.assert_array_equal(x.numpy().reshape(n), flat % 4)
     values = flat % 5
     tv = paddle.to_tensor(values) if n else paddle.zeros([0], dtype="int64")
     for length in (5, paddle.to_tensor(7, dtype="int64")):

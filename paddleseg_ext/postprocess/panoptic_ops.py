@@ -22,7 +22,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle.static.nn import while_loop
 
-from ..compat import argsort_stable, bincount, flatten_bool, raster_yx
+from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raster_yx
 
 # Thing pixels x centres per block of the grouping matmul: 2^18 float64 scores = 2 MB, small enough
 # to stay in cache between the matmul and the argmin that reads it back (eager CPU, 525k thing
@@ -206,9 +206,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     pix = paddle.nonzero(panoptic <= base).flatten()  # thing pixels, raster order
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
-    yx = raster_yx(pix, width)
-    qy = yx[:, 0].astype("float32") + paddle.gather(offsets[0].flatten(), pix)
-    qx = yx[:, 1].astype("float32") + paddle.gather(offsets[1].flatten(), pix)
+    y, x = floor_divmod(pix, width)
+    qy = y.astype("float32") + paddle.gather(offsets[0].flatten(), pix)
+    qx = x.astype("float32") + paddle.gather(offsets[1].flatten(), pix)
     instance = nearest_center(qy, qx, centers, block)  # [P] in [0, K]
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number

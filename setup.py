@@ -4,6 +4,9 @@ import os
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Supported Paddle: 2.6 and later (tested: 2.6.2 and 3.3.1), CPU or GPU build, installed by the user
+# or by requirements.txt; `pip install .[cpu]` or `.[gpu]` adds it.
+PADDLE_REQUIRES = ">=2.6"
 
 
 def read_requirements():
@@ -11,7 +14,8 @@ def read_requirements():
     with open(os.path.join(HERE, "requirements.txt")) as f:
         for line in f:
             line = line.split("#", 1)[0].strip()
-            # paddlepaddle is not required here: GPU users bring paddlepaddle-gpu instead.
+            # paddlepaddle is not required here: GPU users bring paddlepaddle-gpu instead (see
+            # PADDLE_REQUIRES for the supported range).
             if line and not line.startswith("paddlepaddle"):
                 reqs.append(line)
     return reqs
@@ -25,6 +29,7 @@ setup(
     packages=find_packages(include=["paddleseg_ext", "paddleseg_ext.*", "panoptic_metrics", "panoptic_metrics.*"]),
     python_requires=">=3.9,<3.13",
     install_requires=read_requirements(),
+    extras_require={"cpu": ["paddlepaddle" + PADDLE_REQUIRES], "gpu": ["paddlepaddle-gpu" + PADDLE_REQUIRES]},
     include_package_data=True,
     license="Apache-2.0",
     entry_points={"console_scripts": [

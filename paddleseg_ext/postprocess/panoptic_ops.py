@@ -22,6 +22,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle.static.nn import while_loop
 
+from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raster_yx
+
 # Thing pixels x centres per block of the grouping matmul: 2^18 float64 scores = 2 MB, small enough
 # to stay in cache between the matmul and the argmin that reads it back (eager CPU, 525k thing
 # pixels x 31: ~45 ms against ~50-90 ms with 2^21 and ~130 ms in one block). Grouping needs at
@@ -76,14 +78,14 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     pooled = F.max_pool2d(heat.unsqueeze([0, 1]), kernel_size=(nms_kernel, 1), stride=1, padding=(r, 0))
     pooled = F.max_pool2d(pooled, kernel_size=(1, nms_kernel), stride=1, padding=(0, r))
     keep = paddle.logical_and(heat == pooled.squeeze([0, 1]), heat > max(float(threshold), 0.0))
-    flat = paddle.nonzero(keep.flatten()).flatten()
+    flat = paddle.nonzero(flatten_bool(keep)).flatten()
     if top_k is not None:
         # Stable descending sort keeps raster order among equal scores; a slice past the end
         # keeps all (no branch on K), and re-sorting the kept indices restores raster order.
         scores = paddle.gather(heat.flatten(), flat)
-        best = paddle.argsort(scores, descending=True, stable=True)[:top_k]
+        best = argsort_stable(scores, descending=True)[:top_k]
         flat = paddle.gather(flat, paddle.sort(best))
-    return paddle.stack([flat // width, flat % width], axis=1)
+    return raster_yx(flat, width)
 
 
 @paddle.jit.not_to_static
@@ -155,8 +157,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
         number: [num_slots] int64 instance number of each centre within its class, counted from 1
             in centre order over the centres that have pixels (0 for a centre without pixels).
     """
-    votes = paddle.bincount(instance * num_things + thing_index,
-                            minlength=num_slots * num_things).reshape([-1, num_things])
+    votes = bincount(instance * num_things + thing_index, num_slots * num_things).reshape([-1, num_things])
     # Break ties towards the smallest class id without relying on argmax's tie rule:
     # count * T + (T - 1 - t) is unique per row and orders like (count, -t).
     tie_break = paddle.arange(num_things - 1, -1, -1, dtype="int64")
@@ -210,8 +211,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     pix = paddle.nonzero(panoptic <= base).flatten()  # thing pixels, raster order
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
-    qy = (pix // width).astype("float32") + paddle.gather(offsets[0].flatten(), pix)
-    qx = (pix % width).astype("float32") + paddle.gather(offsets[1].flatten(), pix)
+    y, x = floor_divmod(pix, width)
+    qy = y.astype("float32") + paddle.gather(offsets[0].flatten(), pix)
+    qx = x.astype("float32") + paddle.gather(offsets[1].flatten(), pix)
     instance = nearest_center(qy, qx, centers, block)  # [P] in [0, K]
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number
@@ -245,18 +247,20 @@ def instance_scores(groups, probs, heat):
     num_classes = paddle.shape(probs)[0]
     width = paddle.shape(probs)[2].astype("int64")
     n_slots = paddle.shape(slot_label)[0]
-    count = paddle.bincount(instance, minlength=n_slots).astype("float64")
+    # One extra pixel (raster index 0) in the last slot, the void "no centre" one that is dropped below,
+    # keeps every tensor here non-empty when there is no thing pixel (Paddle 2.6's empty-tensor ops).
+    last = (n_slots - 1).astype("int64").reshape([1])
+    pix = paddle.concat([pix, paddle.zeros([1], dtype="int64")])
+    instance = paddle.concat([instance, last])
+    count = bincount(instance, n_slots).astype("float64")
     safe = paddle.maximum(count, paddle.ones_like(count))
     # probability of each thing pixel for the class its instance took
     own = paddle.gather(probs.reshape([num_classes, -1]).flatten(),
                         paddle.gather(slot_class, instance) * paddle.shape(heat)[0].astype("int64") * width + pix)
-    def per_slot_sum(values):
-        # (a bincount over no pixels comes back int64: cast)
-        return paddle.bincount(instance, weights=values.astype("float64"), minlength=n_slots).astype("float64")
-
-    score = (per_slot_sum(own) / safe).astype("float32")
-    cy = paddle.floor(per_slot_sum(pix // width) / safe)
-    cx = paddle.floor(per_slot_sum(pix % width) / safe)
+    score = (bincount(instance, n_slots, own) / safe).astype("float32")
+    y, x = floor_divmod(pix, width)
+    cy = paddle.floor(bincount(instance, n_slots, y) / safe)
+    cx = paddle.floor(bincount(instance, n_slots, x) / safe)
     at_centroid = paddle.gather(heat.flatten(), (cy * width.astype("float64") + cx).astype("int64"))
     keep = paddle.nonzero(paddle.logical_and(count > 0, slot_label != groups["void_label"])).flatten()
     scores = paddle.stack([score, score * at_centroid], axis=1)

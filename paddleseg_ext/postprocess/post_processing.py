@@ -26,6 +26,7 @@ import paddle
 
 from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 
+from ..compat import gather_bool, label_masks
 from ..utils import UserInputError
 from . import panoptic_ops
 
@@ -295,7 +296,7 @@ def instance_scores(panoptic, semantic_probs, center_heatmap, thing_ids, label_d
         out = _instance_scores(pan.flatten(), probs.reshape([n_cls, h * w]),
                                heat.flatten(), h, w, things, label_divisor, void_label)
         if return_masks:
-            out["masks"] = pan.unsqueeze(0) == out["ids"].reshape([-1, 1, 1])
+            out["masks"] = label_masks(pan, out["ids"])
     return {k: _to_output(v, was_tensor) for k, v in out.items()}
 
 
@@ -327,7 +328,7 @@ def _instance_scores(pan, probs, heat, h, w, things, label_divisor, void_label):
         slot = paddle.nonzero(present).flatten()  # [M] id + shift of each instance, increasing
         if slot.shape[0] == 0:
             return _empty_scores()
-        pix = paddle.nonzero(paddle.gather(present, pan)).flatten()
+        pix = paddle.nonzero(gather_bool(present, pan)).flatten()
         compact = paddle.cumsum(present.astype("int64")) - 1  # slot -> instance index
         member = paddle.gather(compact, paddle.gather(pan, pix))
         ids = slot - shift
@@ -339,7 +340,7 @@ def _instance_scores(pan, probs, heat, h, w, things, label_divisor, void_label):
         top = int(things[-1]) + 1
         is_thing_np = np.zeros(top + 2, dtype=bool)
         is_thing_np[things + 1] = True
-        is_instance = (paddle.gather(paddle.to_tensor(is_thing_np), paddle.clip(cls, min=-1, max=top) + 1)
+        is_instance = (gather_bool(paddle.to_tensor(is_thing_np), paddle.clip(cls, min=-1, max=top) + 1)
                        & (labels % label_divisor > 0) & (labels != void_label))
         pix = paddle.nonzero(is_instance).flatten()
         if pix.shape[0] == 0:

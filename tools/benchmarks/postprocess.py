@@ -71,6 +71,7 @@ def reference_postprocess(semantic, center, offset, thing_ids, label_divisor=100
     Python loops over instances and classes. Same top_k rule as ours (keep all unless > top_k)."""
     import paddle
     import paddle.nn.functional as F
+    from paddleseg_ext.compat import argsort_stable
 
     h, w = semantic.shape
     heat = paddle.where(center > threshold, center, paddle.full_like(center, -1.0))
@@ -80,7 +81,7 @@ def reference_postprocess(semantic, center, offset, thing_ids, label_divisor=100
     ctr = paddle.nonzero(heat > 0)
     if top_k is not None and ctr.shape[0] > top_k:
         scores = paddle.gather_nd(heat, ctr)
-        keep = paddle.sort(paddle.argsort(-scores, stable=True)[:top_k])
+        keep = paddle.sort(argsort_stable(scores, descending=True)[:top_k])
         ctr = paddle.gather(ctr, keep)
 
     thing_seg = paddle.zeros([h, w], dtype="bool")
@@ -135,7 +136,9 @@ def _exported_runner(sem, ctr, off, device, top_k, tmp):
     prefix = os.path.join(tmp, "post")
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix, input_spec=spec)
     model = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")
-    config = inference.Config(model, prefix + ".pdiparams")
+    # no parameters: Paddle 2.6 writes no .pdiparams and refuses to load one, so pass ""
+    params = prefix + ".pdiparams"
+    config = inference.Config(model, params if os.path.isfile(params) else "")
     if device.startswith("gpu"):
         config.enable_use_gpu(500, int(device.split(":")[1]) if ":" in device else 0)
     else:

@@ -1,4 +1,5 @@
 """PanopticFCN (Li et al., "Fully Convolutional Networks for Panoptic Segmentation", CVPR 2021)."""
+import numpy as np
 import paddle
 import paddle.nn as nn
 from paddleseg.cvlibs import manager
@@ -137,8 +138,8 @@ class PanopticFCN(PanopticModel):
         if (len(types) != 2 or len(coef) != 2 or not isinstance(types[0], PanopticFCNFocalLoss)
                 or not isinstance(types[1], PanopticFCNDiceLoss)):
             raise UserInputError(
-                "PanopticFCN needs `loss: {types: [{type: PanopticFCNFocalLoss}, {type: PanopticFCNDiceLoss}], "
-                "coef: [position, mask]}` (e.g. coef [1, 3]); got types {} coef {}".format(
+                "PanopticFCN needs `loss: {{types: [{{type: PanopticFCNFocalLoss}}, {{type: PanopticFCNDiceLoss}}], "
+                "coef: [position, mask]}}` (e.g. coef [1, 3]); got types {} coef {}".format(
                     [type(t).__name__ for t in types], coef))
         return types[0], types[1], float(coef[0]), float(coef[1])
 
@@ -177,6 +178,13 @@ class PanopticFCN(PanopticModel):
         levels = batch["fcn_levels"].astype("float32")  # [N, L, M]
         if levels.shape[1] != lv:
             raise UserInputError("PanopticFCN: targets have {} levels, the model {}".format(levels.shape[1], lv))
+
+        used_slots = (levels.sum(axis=1) > 0).numpy()
+        stray = np.setdiff1d(batch["fcn_classes"].numpy()[used_slots], self.layout.thing_ids)
+        if stray.size:
+            raise UserInputError("PanopticFCN: the targets have instances of classes {} that are not among the "
+                                 "model's thing_ids {}; give the same thing_ids to the target generator".format(
+                                     stray.tolist(), self.thing_ids))
 
         # ---- things
         n_th = levels.sum()

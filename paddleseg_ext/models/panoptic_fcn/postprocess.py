@@ -224,6 +224,8 @@ def mask_patterns(probs, valid_hw, ori_hw, threshold, block, stride=4):
         inv, counts, _ = group_values(word)
         # the pair (code, inv) as one id, re-grouped to stay small
         code = inv if code is None else group_values(code * _i64(paddle.shape(counts)[0]) + inv)[0]
+    if code is None:  # no mask at all: one empty pattern
+        code = paddle.zeros(paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]), dtype="int64")
     inverse, counts, rep = group_values(code)  # rep: one pixel of each pattern
     bits = []
     for lo, word in zip(range(0, k, WORD_BITS), words):
@@ -231,6 +233,9 @@ def mask_patterns(probs, valid_hw, ori_hw, threshold, block, stride=4):
         value = paddle.gather(word, rep).unsqueeze(1)  # [R, 1] float64
         pow2 = paddle.to_tensor([float(2 ** b) for b in range(n)], dtype="float64").reshape([1, -1])
         bits.append(_f32(paddle.floor(value / pow2) - 2.0 * paddle.floor(value / (2.0 * pow2))))
+    if not bits:
+        bits = [paddle.zeros(paddle.concat([_i64(paddle.shape(counts)), paddle.zeros([1], dtype="int64")]),
+                             dtype="float32")]
     return paddle.concat(bits, axis=1), _f32(counts), inverse
 
 
@@ -240,7 +245,7 @@ def first_cover(bits, accept):
     k = bits.shape[1]
     weight = paddle.arange(k + 1, 1, -1, dtype="float32")  # K + 1 .. 2: earlier masks weigh more
     cover = bits * accept.unsqueeze(0) * weight.unsqueeze(0)
-    sentinel = paddle.full_like(cover[:, :1], 0.5)
+    sentinel = paddle.full_like(cover.sum(axis=1, keepdim=True), 0.5)  # [R, 1], also when K = 0
     return paddle.argmax(paddle.concat([cover, sentinel], axis=1), axis=1)
 
 
@@ -371,16 +376,27 @@ class PanopticFCNPostprocess(nn.Layer):
         s_prob = F.sigmoid(paddle.matmul(s_kernels, feats)) * _f32(s_valid > 0).unsqueeze(1)
         s_prob = s_prob.reshape(paddle.concat([paddle.full([1], lay.num_stuff_channels, dtype="int32"),
                                                paddle.cast(enc_hw, "int32")]))
-        stuff_channel, best_stuff = self._stuff_argmax(s_prob, valid_hw, ori_hw)
+        return self.combine(probs, scores, classes, keep, s_prob, valid_hw, ori_hw)
 
-        # 5: combine
+    def combine(self, probs, scores, classes, keep, stuff_prob, valid_hw, ori_hw):
+        """Steps 4 (end) and 5: masks at the original size and the panoptic combination.
+
+        Args:
+            probs [K, h, w]: thing mask probabilities at stride `common_stride`, in decreasing score
+                order; scores [K]; classes [K] int64 thing channels; keep [K] bool;
+            stuff_prob [S', h, w]: fused stuff probabilities (0 for channels without a kernel).
+        Returns:
+            the `forward` tuple.
+        """
+        stuff_channel, best_stuff = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
         bits, counts, inverse = mask_patterns(probs, valid_hw, ori_hw, self.mask_threshold, self.mask_block,
                                               self.common_stride)
         eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
         accept, _ = accept_things(bits, counts, eligible, self.overlap_threshold)
-        slot = paddle.gather(first_cover(bits, _f32(accept)), inverse)  # [HW] in [0, top]
+        slot = paddle.gather(first_cover(bits, _f32(accept)), inverse)  # [HW] in [0, K]
         any_slot = paddle.gather(first_cover(bits, _f32(keep)), inverse)
-        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
+        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw,
+                              probs.shape[0])
 
     def _stuff_argmax(self, s_prob, valid_hw, ori_hw):
         """Per-pixel argmax over all stuff channels and over the stuff classes only, at the

@@ -169,9 +169,11 @@ def draw_heatmaps(num_classes, height, width, classes, centers, radii, sigma_fac
 class PanopticFCNTargetGenerator:
     """PanopticFCN's annotation-only targets for one (augmented, padded) sample.
 
-    Use it as a dataset's ``target_generator: {type: PanopticFCNTargetGenerator, ...}``; the
-    dataset fills `thing_ids`, `ignore_index`, `label_divisor`. See the module docstring for the
-    rules.
+    Use it as a dataset's ``target_generator: {type: PanopticFCNTargetGenerator, thing_ids: [...], ...}``.
+    In a YAML config give `thing_ids` (the dataset's thing classes, as the model's): PaddleSeg's
+    ``SegBuilder`` builds every nested ``type:`` block itself, before the dataset could fill it in;
+    a dict passed to a dataset in Python gets `thing_ids`, `ignore_index` and `label_divisor` from
+    the dataset. See the module docstring for the rules.
 
     Args:
         thing_ids (list[int]): thing train ids; heatmap channel t is ``sorted(thing_ids)[t]``.
@@ -192,9 +194,12 @@ class PanopticFCNTargetGenerator:
         (valid slots are 0..n-1); ``fcn_center_l{i}`` float32 [T, h_i, w_i]: heatmap of level i.
     """
 
-    def __init__(self, thing_ids, ignore_index=255, label_divisor=1000, strides=DEFAULT_STRIDES,
+    def __init__(self, thing_ids=None, ignore_index=255, label_divisor=1000, strides=DEFAULT_STRIDES,
                  instance_scales=DEFAULT_INSTANCE_SCALES, min_overlap=0.7, gaussian_sigma=3,
                  max_instances=100, size_divisor=32):
+        if thing_ids is None:
+            raise UserInputError("PanopticFCNTargetGenerator: give `thing_ids` (the dataset's thing classes, as in "
+                                 "the model block) in the target_generator block")
         self.thing_ids = np.asarray(sorted({int(t) for t in thing_ids}), dtype=np.int64)
         self.ignore_index = int(ignore_index)
         self.strides = [int(s) for s in strides]

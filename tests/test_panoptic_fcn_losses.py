@@ -147,3 +147,25 @@ def test_wrong_loss_block_and_mismatched_targets_are_user_errors():
     other = make_batch([synthetic_sample(h=96)])
     with pytest.raises(UserInputError, match="fcn_center_l0"):
         model.loss(out, other, loss_cfg())
+
+
+def test_thing_mask_loss_vanishes_for_oracle_kernels(demo_root):
+    """Training-side alignment of positives, kernels and mask targets: with the oracle outputs (exact
+    kernels at the mass centres, centre logits +L there and -L elsewhere) of a frame upsampled x4,
+    the top-k positives' weights concentrate on the true kernel and the thing dice is ~0."""
+    from paddleseg_ext.datasets import CityscapesPanoptic
+    from paddleseg_ext.models.panoptic_fcn import ClassLayout
+    from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+    from paddleseg_ext.utils import read_panoptic_png
+
+    rec = CityscapesPanoptic(demo_root, [{"type": "Normalize"}], mode="val").records[0]
+    gt = read_panoptic_png(rec["label_path"])
+    outs, _, _ = oracle_outputs(gt, rec["segments_info"], ClassLayout(19, THINGS))
+    scales = [[0, 1e5]] + [[1e6, 1e6]] * 4  # the oracle's peaks are on P3: every instance there only
+    big = np.repeat(np.repeat(gt, 4, axis=0), 4, axis=1)
+    targets = PanopticFCNTargetGenerator(THINGS, instance_scales=scales)(big, rec["segments_info"])
+    batch = {k: paddle.to_tensor(v[None]) for k, v in targets.items()}
+    model = tiny_model(instance_scales=scales, pos_num=7)
+    terms = model.loss(outs, batch, loss_cfg())
+    assert float(batch["fcn_levels"].sum()) >= 3
+    assert float(terms["mask_thing"]) < 1e-4

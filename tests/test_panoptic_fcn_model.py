@@ -215,3 +215,23 @@ def test_short_adam_run_lowers_every_loss_term(demo_root):
     for k in first:
         assert last[k] < 0.6 * first[k], (k, first[k], last[k])
     assert time.time() - t0 < 600
+
+
+def test_coco_solver_builds_with_norm_layers_out_of_weight_decay():
+    cfg = Config(os.path.join(CFG_DIR, "panoptic_fcn_r50_coco_1x.yml"))
+    small = {"backbone": {"type": "MobileNetV3_small_x0_35", "pretrained": None}, "fpn_channels": 32,
+             "head_channels": 32, "semantic_fpn_channels": 32, "head_num_convs": 1, "encoder_num_convs": 1}
+    cfg.dic["model"].update(small)
+    builder = SegBuilder(cfg)
+    opt = builder.optimizer
+    assert type(opt).__name__ == "Momentum"
+    lr = opt._learning_rate
+    assert type(lr).__name__ == "LinearWarmup" and lr.warmup_steps == 1000
+    assert lr() == pytest.approx(1e-5)
+    model = builder.model
+    norm_params = {p.name for n, p in model.named_parameters() if ".norm." in n}  # the GroupNorms
+    groups = [g for g in opt._param_groups if norm_params & {p.name for p in g["params"]}]
+    assert len(groups) == 1 and norm_params <= {p.name for p in groups[0]["params"]}
+    # PaddleSeg passes weight_decay 1e-4 x 0.0 for the group; Momentum keeps it as the group's L2 coefficient
+    assert groups[0]["regularization_coeff"] == 0.0
+    assert opt._param_groups[-1]["regularization_coeff"] == pytest.approx(1e-4)

@@ -37,6 +37,19 @@ def group_norm(num_groups, channels):
     return nn.GroupNorm(num_groups, channels)
 
 
+class ConvGNReLU(nn.Layer):
+    """3x3 conv (no bias, MSRA init) + GroupNorm + ReLU; the norm is named `norm` so that optimizer
+    rules matching "norm" (e.g. no weight decay) find it."""
+
+    def __init__(self, in_channels, channels, norm_groups):
+        super().__init__()
+        self.conv = nn.Conv2D(in_channels, channels, 3, padding=1, weight_attr=_msra_fill(), bias_attr=False)
+        self.norm = group_norm(norm_groups, channels)
+
+    def forward(self, x):
+        return F.relu(self.norm(self.conv(x)))
+
+
 class FPN(nn.Layer):
     """Backbone features C2..C5 -> [P2, P3, P4, P5, P6, P7], each `out_channels` wide.
 
@@ -89,13 +102,8 @@ class SemanticFPN(nn.Layer):
         self.heads = nn.LayerList()
         for s in self.strides:
             n = max(1, int(round(math.log2(s) - math.log2(common))))
-            convs = nn.LayerList()
-            for k in range(n):
-                convs.append(nn.Sequential(
-                    nn.Conv2D(in_channels if k == 0 else channels, channels, 3, padding=1, weight_attr=_msra_fill(),
-                              bias_attr=False),
-                    group_norm(norm_groups, channels), nn.ReLU()))
-            self.heads.append(convs)
+            self.heads.append(nn.LayerList([ConvGNReLU(in_channels if k == 0 else channels, channels, norm_groups)
+                                            for k in range(n)]))
 
     def forward(self, feats):
         sizes = [paddle.shape(f)[2:] for f in feats]

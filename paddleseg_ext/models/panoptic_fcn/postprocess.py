@@ -147,7 +147,7 @@ def fuse_things(kernels, scores, classes, valid, similarity_threshold=0.9, class
         keep[i]; scores and classes are unchanged.
     """
     k = kernels.shape[0]
-    norm = paddle.clip(paddle.linalg.norm(kernels, axis=1, keepdim=True), min=1e-8)
+    norm = paddle.clip(paddle.sqrt((kernels * kernels).sum(axis=1, keepdim=True)), min=1e-8)
     unit = kernels / norm
     sim = paddle.matmul(unit, unit, transpose_y=True)
     idx = paddle.arange(k, dtype="int64")
@@ -161,7 +161,7 @@ def fuse_things(kernels, scores, classes, valid, similarity_threshold=0.9, class
     eye = idx.unsqueeze(1) == idx.unsqueeze(0)
     link = paddle.logical_or(link, paddle.logical_and(eye, both))
     first = paddle.cumsum(_f32(link), axis=0) < 2.0  # [i, j]: at most one similar i' <= i
-    keep = paddle.logical_and(paddle.diagonal(first), valid)
+    keep = paddle.logical_and(paddle.diagonal(_f32(first)) > 0.5, valid)
     members = _f32(paddle.logical_and(link, first))  # row i: the j whose first similar predecessor is i
     fused = paddle.matmul(members, kernels) / paddle.clip(members.sum(axis=1, keepdim=True), min=1.0)
     return fused, keep

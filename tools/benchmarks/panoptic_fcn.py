@@ -139,7 +139,8 @@ def baseline_postprocess(outputs, valid_hw, ori_hw, layout, p):
             if sc > p["stuff_threshold"]:
                 st_scores.append(sc)
                 st_classes.append(ch)
-                st_kernels.append((sm[0] * m.unsqueeze(0)).sum(axis=[1, 2]) / float(hh * ww) + bias[0])
+                pooled = paddle.matmul(m.reshape([1, -1]), sm[0].reshape([sm.shape[1], -1]), transpose_y=True)
+                st_kernels.append(pooled[0] / float(hh * ww) + bias[0])
     order = np.argsort(-np.array(scores), kind="stable")
     unit = [kernels[i] / max(float(paddle.linalg.norm(kernels[i])), 1e-8) for i in order]
     groups, first_of = [], {}

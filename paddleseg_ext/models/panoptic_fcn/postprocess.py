@@ -39,7 +39,7 @@ plus one block of `mask_block` upsampled maps.
 
 Semantic output: the class of the panoptic segment; elsewhere the stuff argmax class when it is
 a stuff class, else the class of the best-scoring kept thing mask covering the pixel, else the
-best stuff class.
+best stuff class (this last fallback is read at stride 4, nearest-upsampled).
 """
 import paddle
 import paddle.nn as nn
@@ -64,7 +64,7 @@ DEFAULTS = {
     "overlap_threshold": 0.5,     # COMBINE.OVERLAP_THRESH
     "stuff_area": 4096,           # COMBINE.STUFF_AREA_LIMIT
     "instance_threshold": 0.2,    # COMBINE.INST_THRESH
-    "mask_block": 10,             # maps upsampled to the original size at once (memory bound)
+    "mask_block": 4,              # maps upsampled to the original size at once (memory bound)
 }
 
 
@@ -169,10 +169,17 @@ def fuse_things(kernels, scores, classes, valid, similarity_threshold=0.9, class
 
 @paddle.jit.not_to_static
 def upsample_to_original(x, valid_hw, ori_hw, stride=4):
-    """[1, c, h, w] stride-`stride` maps -> x `stride` (bilinear), crop to valid_hw, resize to ori_hw."""
+    """[1, c, h, w] stride-`stride` maps -> x `stride` (bilinear), crop to valid_hw, resize to ori_hw.
+
+    The last resize is skipped (a graph `cond`, not a Python branch) when valid_hw equals ori_hw:
+    a bilinear resize to the same size is the identity.
+    """
     up = F.interpolate(x, scale_factor=stride, mode="bilinear", align_corners=False)
     up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
-    return F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="bilinear", align_corners=False)
+    same = paddle.all(paddle.cast(valid_hw, "int64") == paddle.cast(ori_hw, "int64"))
+    return paddle.static.nn.cond(
+        same, lambda: up,
+        lambda: F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="bilinear", align_corners=False))
 
 
 def _blocks(total, block):
@@ -356,8 +363,10 @@ class PanopticFCNPostprocess(nn.Layer):
 
         # 4: masks at stride 4, rescoring, top instances
         prob = F.sigmoid(paddle.matmul(kernels, feats))  # [K, hw4]
-        inside = _f32(prob > self.mask_threshold)
-        scores = scores * (prob * inside).sum(axis=1) / (inside.sum(axis=1) + 1e-6)
+        inside = prob > self.mask_threshold
+        mean_inside = paddle.where(inside, prob, paddle.zeros_like(prob)).sum(axis=1) / (
+            _f32(_i64(inside).sum(axis=1)) + 1e-6)
+        scores = scores * mean_inside
         keep = paddle.logical_and(keep, scores >= self.score_threshold)
         top = min(self.max_instances, int(scores.shape[0]))
         order = sort_desc(paddle.where(keep, scores, paddle.full_like(scores, -1.0)))[:top]
@@ -399,11 +408,11 @@ class PanopticFCNPostprocess(nn.Layer):
                               probs.shape[0])
 
     def _stuff_argmax(self, s_prob, valid_hw, ori_hw):
-        """Per-pixel argmax over all stuff channels and over the stuff classes only, at the
-        original size, upsampling `mask_block` channels at a time. Ties: lower channel."""
+        """Per-pixel argmax over the stuff channels at the original size, upsampling `mask_block`
+        channels at a time (ties: lower channel); and, for the semantic map's rare fallback, the
+        best stuff class (not the "things" channel) taken at stride 4 and upsampled (nearest)."""
         lay = self.layout
-        first = 1 if lay.with_thing else 0
-        best_v = best_i = best2_v = best2_i = None
+        best_v = best_i = None
         for s, e in _blocks(lay.num_stuff_channels, self.mask_block):
             up = upsample_to_original(s_prob[s:e].unsqueeze(0), valid_hw, ori_hw, self.common_stride)[0]
             up = up.reshape([e - s, -1])
@@ -413,17 +422,16 @@ class PanopticFCNPostprocess(nn.Layer):
             else:
                 better = v > best_v
                 best_v, best_i = paddle.where(better, v, best_v), paddle.where(better, i, best_i)
-            if e > first:  # the same over the stuff classes only
-                lo = max(first - s, 0)
-                v2, i2 = paddle.max(up[lo:], axis=0), paddle.argmax(up[lo:], axis=0) + s + lo
-                if best2_v is None:
-                    best2_v, best2_i = v2, i2
-                else:
-                    better = v2 > best2_v
-                    best2_v, best2_i = paddle.where(better, v2, best2_v), paddle.where(better, i2, best2_i)
-        if best2_i is None:  # no stuff class at all
-            best2_i = paddle.zeros_like(best_i)
-        return best_i, best2_i
+        first = 1 if lay.with_thing else 0
+        if lay.num_stuff_channels > first:
+            coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)
+            up = F.interpolate(coarse, scale_factor=self.common_stride, mode="nearest")
+            up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
+            up = F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="nearest")
+            best_stuff = _i64(up.flatten() + 0.5)
+        else:  # no stuff class at all
+            best_stuff = paddle.zeros_like(best_i)
+        return best_i, best_stuff
 
     def _assemble(self, slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top):
         lay = self.layout

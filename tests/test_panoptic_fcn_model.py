@@ -15,6 +15,7 @@ from paddleseg_ext.evaluation import PanopticEvaluator
 from paddleseg_ext.models.base import PanopticModel
 from paddleseg_ext.models.panoptic_fcn import ClassLayout, PanopticFCNPostprocess
 from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+from paddleseg_ext.models.panoptic_fcn.postprocess import DEFAULTS
 from paddleseg_ext.utils import UserInputError, read_panoptic_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,7 +169,7 @@ def test_config_sections(name):
         assert gen["thing_ids"] == model["thing_ids"] == list(meta.THING_IDS)
         assert model["num_classes"] == meta.NUM_CLASSES
         assert gen["instance_scales"] == model["instance_scales"]
-    assert set(cfg.dic["postprocess"]) == set(PanopticFCNPostprocess.__init__.__globals__["DEFAULTS"]) - {"mask_block"}
+    assert set(cfg.dic["postprocess"]) == set(DEFAULTS) - {"mask_block"}
     assert [t["type"] for t in cfg.loss_cfg["types"]] == ["PanopticFCNFocalLoss", "PanopticFCNDiceLoss"]
     assert cfg.loss_cfg["coef"] == [1, 3]
     expected_pos = {"400": 3, "512": 3, "600": 5}

@@ -16,7 +16,8 @@ first call (on GPU: paddle's max_memory_allocated rise); time is the median of t
 panoptic maps are compared pixel for pixel.
 
 network: forward time (eval, no_grad, random weights, backbone `pretrained` removed) of the R50-FPN
-PanopticFCN and of the R50 Panoptic-DeepLab config at the same input size.
+PanopticFCN (also without its deformable position head, whose CPU kernel is slow) and of the R50
+Panoptic-DeepLab config at the same input size.
 
 overfit: the setting of tests/test_overfit.py (2 generated frames, seed 3; no augmentation; both frames
 in every batch) with the demo config's model, optimizer and schedule, trained by a plain loop here
@@ -295,7 +296,7 @@ def bench_postprocess(args):
 
 # ----------------------------------------------------------------------------- network
 
-def build_model(path):
+def build_model(path, **model_overrides):
     import paddle.base.unique_name as unique_name
     from paddleseg.cvlibs import Config, SegBuilder
 
@@ -304,6 +305,7 @@ def build_model(path):
     cfg = Config(path)
     cfg.dic["model"]["backbone"]["pretrained"] = None  # offline: no ImageNet download
     cfg.dic["model"]["pretrained"] = None
+    cfg.dic["model"].update(model_overrides)
     with unique_name.guard():
         return SegBuilder(cfg).model
 
@@ -314,9 +316,12 @@ def bench_network(args):
     paddle.set_device(args.device)
     h, w = args.net_size
     rows = []
-    for name, path in (("PanopticFCN R50-FPN", args.fcn_config), ("Panoptic-DeepLab R50", args.deeplab_config)):
+    variants = [("PanopticFCN R50-FPN", args.fcn_config, {}),
+                ("PanopticFCN no DCN", args.fcn_config, {"position_use_dcn": False}),
+                ("Panoptic-DeepLab R50", args.deeplab_config, {})]
+    for name, path, overrides in variants:
         full = path if os.path.isabs(path) else os.path.join(ROOT, path)
-        model = build_model(full)
+        model = build_model(full, **overrides)
         model.eval()
         x = paddle.randn([1, 3, h, w])
         times = []

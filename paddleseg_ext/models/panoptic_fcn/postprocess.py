@@ -30,7 +30,7 @@ configuration). Steps and rules (the original's ``panoptic_seg.py`` / ``head.py`
    Everything else is void.
 
 How step 5 avoids a loop over instances: at the original size, each pixel's set of covering masks
-(K <= max_instances bits) is packed into float64 words (50 bits each, exact), the distinct sets
+(K <= max_instances bits) is packed into float64 words (53 bits each, exact), the distinct sets
 ("patterns") are found by sorting (`group_values`), and the sequential acceptance is solved on the small
 [patterns x K] table: a kernel's acceptance depends only on earlier ones, so iterating
 ``accept = f(accept)`` from any start reaches the sequential result after at most K + 1 rounds,
@@ -48,8 +48,11 @@ from paddle.static.nn import while_loop
 
 from ...utils import UserInputError
 
-#: bits per float64 word of the mask-pattern codes (sums of distinct powers of 2 below 2^50 are exact)
-WORD_BITS = 50
+#: bits per float64 word of the mask-pattern codes (sums of distinct powers of 2 below 2^53 are exact),
+#: built from float32 parts of PART_BITS bits (exact below 2^24): float32 matmuls and casts are ~10x
+#: faster than float64 ones on CPU
+WORD_BITS = 53
+PART_BITS = 24
 
 DEFAULTS = {
     "thing_threshold": 0.05,      # THING.THRES (FAST: 0.2)
@@ -223,9 +226,14 @@ def mask_patterns(probs, valid_hw, ori_hw, threshold, block, stride=4):
         word = None
         for s, e in _blocks(hi - lo, block):
             m = upsample_to_original(probs[lo + s:lo + e].unsqueeze(0), valid_hw, ori_hw, stride)[0]
-            m = paddle.cast(m > threshold, "float64").reshape([e - s, -1])
-            pow2 = paddle.to_tensor([float(2 ** b) for b in range(s, e)], dtype="float64").reshape([1, -1])
-            part = paddle.matmul(pow2, m).flatten()  # exact: distinct powers of 2 below 2^50
+            m = paddle.cast(m > threshold, "float32").reshape([e - s, -1])
+            parts = sorted({b // PART_BITS for b in range(s, e)})  # the float32 parts this block touches
+            pow2 = [[float(2 ** (b - q * PART_BITS)) if b // PART_BITS == q else 0.0 for b in range(s, e)]
+                    for q in parts]
+            sums = paddle.cast(paddle.matmul(paddle.to_tensor(pow2, dtype="float32"), m), "float64")
+            part = sums[0] * float(2 ** (parts[0] * PART_BITS))
+            if len(parts) > 1:
+                part = part + sums[1] * float(2 ** (parts[1] * PART_BITS))
             word = part if word is None else word + part
         words.append(word)
         inv, counts, _ = group_values(word)
@@ -269,6 +277,11 @@ def accept_things(bits, counts, eligible, overlap_threshold):
     area = paddle.matmul(counts.unsqueeze(0), bits).flatten()
     eligible = _f32(paddle.logical_and(eligible, area > 0))
     later = paddle.arange(k, dtype="int64").unsqueeze(0)
+    # only patterns covered by two masks or more can make an overlap; a zero row keeps the table
+    # non-empty when there is none
+    multi = paddle.nonzero(_i64(bits.sum(axis=1) >= 2)).flatten()
+    bits = paddle.concat([paddle.gather(bits, multi), paddle.zeros_like(bits[:1])])
+    counts = paddle.concat([paddle.gather(counts, multi), paddle.zeros_like(counts[:1])])
 
     def step(accept):
         first = first_cover(bits, accept).unsqueeze(1)

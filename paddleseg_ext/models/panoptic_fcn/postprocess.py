@@ -36,7 +36,7 @@ How step 5 avoids a loop over instances: at the original size, each pixel's set 
 ``accept = f(accept)`` from any start reaches the sequential result after at most K + 1 rounds,
 and stops as soon as nothing changes (2-7 rounds in our runs). Memory stays at a few [H, W] vectors,
 one block of `mask_block` upsampled maps and the [R, K] pattern table. R is the number of distinct
-covering sets: a few hundred for a real image, 12.7k for the benchmark's 100 heavily overlapping blobs;
+covering sets: 5 on the demo frames with the demo model, 12.7k for the benchmark's 100 heavily overlapping blobs;
 masks that are noise at every stride-4 cell would drive it towards the pixel count (then this step
 costs as much as a dense [K, H*W] one).
 

@@ -1,7 +1,6 @@
 """PanopticFCN (Li et al., "Fully Convolutional Networks for Panoptic Segmentation", CVPR 2021)."""
 import numpy as np
 import paddle
-import paddle.nn as nn
 from paddleseg.cvlibs import manager
 
 from ...utils import UserInputError

@@ -4,6 +4,8 @@ import glob
 import os
 import time
 
+import types
+
 import numpy as np
 import paddle
 import pytest
@@ -21,7 +23,7 @@ from paddleseg_ext.utils import UserInputError, read_panoptic_png
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG_DIR = os.path.join(ROOT, "configs", "panoptic_fcn")
 THINGS = list(range(11, 19))
-META = {"num_classes": 19, "thing_ids": THINGS, "label_divisor": 1000, "ignore_index": 255}
+META = types.SimpleNamespace(num_classes=19, thing_ids=THINGS, label_divisor=1000, ignore_index=255, void_label=255000)
 CATEGORIES = [{"id": i, "name": str(i), "isthing": int(i in THINGS)} for i in range(19)]
 
 
@@ -52,7 +54,7 @@ def test_interface_and_output_layout():
     assert shapes[10:20] == [[2, 8] + s for s in sizes] * 2  # thing / stuff kernel maps
     assert shapes[20:] == [[2, 8, 16, 24], [1, 8]]  # encoded features, stuff bias
     with pytest.raises(UserInputError, match="things"):
-        model.build_postprocess(dict(META, thing_ids=[11]), {})
+        model.build_postprocess(types.SimpleNamespace(**dict(vars(META), thing_ids=[11])), {})
 
 
 def evaluate_oracle(root, post, split="val", frames=2):

@@ -111,7 +111,7 @@ class PanopticEvaluators:
         if not self.instance or instance_ids is None or instance_scores is None:
             return
         inst_ids = _to_numpy(instance_ids).astype(np.int64).reshape(-1)
-        scores = _to_numpy(instance_scores).astype(np.float64).reshape(inst_ids.size, -1)
+        scores = _to_numpy(instance_scores).astype(np.float64).reshape(inst_ids.size, len(self.instance))
         order = np.argsort(inst_ids, kind="stable")
         inst_ids, scores = inst_ids[order], scores[order]
         classes = inst_ids // self.label_divisor
@@ -127,7 +127,7 @@ class PanopticEvaluators:
             if os.path.isfile(official):
                 gt_inst = read_panoptic_png(official)
         for column, (mode, ev) in enumerate(self.instance.items()):
-            s = scores[:, column] if scores.shape[1] > column else np.zeros(inst_ids.size)
+            s = scores[:, column]
             if isinstance(ev, CityscapesInstanceEvaluator):
                 ev.update(classes, index_map, s, gt_inst)
             else:

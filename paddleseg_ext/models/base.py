@@ -31,7 +31,8 @@ Inference (one image, batch 1)
     before the transforms (they may have resized it). The layer crops to `valid_hw` and brings the
     result back to `ori_hw`, so that (h, w) == ori_hw. It must trace with ``paddle.jit.to_static``
     (the exported model is this very layer behind the network).
-    `meta` has ``num_classes``, ``thing_ids``, ``label_divisor``, ``ignore_index``; `params` is the
+    `meta` (`runtime.dataset_metadata`) has the attributes ``num_classes``, ``thing_ids``,
+    ``label_divisor``, ``ignore_index`` and ``void_label``; `params` is the
     model's `postprocess_defaults` updated by the config's ``postprocess:`` block and command-line
     overrides.
 

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -387,8 +388,9 @@ def overfit(args):
     model.eval()
     params = dict(model.postprocess_defaults)
     params.update(cfg.dic.get("postprocess") or {})
-    post = model.build_postprocess({"num_classes": ds.num_classes, "thing_ids": ds.thing_ids,
-                                    "label_divisor": ds.label_divisor, "ignore_index": ds.ignore_index}, params)
+    post = model.build_postprocess(types.SimpleNamespace(
+        num_classes=ds.num_classes, thing_ids=ds.thing_ids, label_divisor=ds.label_divisor,
+        ignore_index=ds.ignore_index, void_label=ds.ignore_index * ds.label_divisor), params)
     cats = [{"id": i, "name": n, "isthing": int(i in ds.thing_ids)} for i, n in enumerate(ds.class_names)]
     ev = PanopticEvaluator(cats, ds.label_divisor, ds.ignore_index * ds.label_divisor)
     evds = builder.val_dataset  # the two training frames

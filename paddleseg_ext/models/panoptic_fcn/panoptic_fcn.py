@@ -244,15 +244,12 @@ class PanopticFCN(PanopticModel):
 
     def build_postprocess(self, meta, params):
         """`PanopticFCNPostprocess` for this model's classes; `meta` must agree with the model."""
-        nc = int(meta.get("num_classes", self.num_classes))
-        things = sorted(int(t) for t in meta.get("thing_ids", self.thing_ids))
+        nc = int(meta.num_classes)
+        things = sorted(int(t) for t in meta.thing_ids)
         if nc != self.num_classes or things != self.thing_ids:
             raise UserInputError("PanopticFCN was built for {} classes with things {}, the data has {} with {}".format(
                 self.num_classes, self.thing_ids, nc, things))
-        div = int(meta.get("label_divisor", 1000))
-        ignore = int(meta.get("ignore_index", 255))
+        div = int(meta.label_divisor)
+        void = int(meta.void_label)
         p = dict(params or {})
-        void = int(p.pop("void_label", ignore * div))
-        p.pop("label_divisor", None)
-        p.pop("thing_ids", None)
         return PanopticFCNPostprocess(self.num_levels, self.layout, label_divisor=div, void_label=void, **p)

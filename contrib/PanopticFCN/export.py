@@ -1,0 +1,1 @@
+../PanopticDeepLab/export.py

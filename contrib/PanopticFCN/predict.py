@@ -1,0 +1,1 @@
+../PanopticDeepLab/predict.py

@@ -1,0 +1,1 @@
+../PanopticDeepLab/val.py

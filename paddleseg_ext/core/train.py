@@ -12,7 +12,7 @@ from visualdl import LogWriter
 
 from ..pipeline import build_predictor
 from ..runtime import (build, build_model, check_num_classes, freeze_statistics, init_distributed, load_config,
-                       merge_rank_statistics, setup_device)
+                       merge_rank_statistics, recompute_statistics, setup_device)
 from ..utils import UserInputError
 from ..utils import check_writable_dir
 from . import checkpoint as ckpt
@@ -136,10 +136,10 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             ckpt.prune_checkpoints(save_dir, keep_checkpoint_max, protect=(last_ckpt,))
             _log(rank, "[TRAIN] saved {}".format(last_ckpt))
 
-    freeze_at = bn_freeze_iteration(cfg, config, total_iters)
+    freeze_at, precise_batches = bn_freeze_settings(cfg, config, total_iters)
     bn_frozen = False
     if freeze_at is not None:
-        _log(rank, "[TRAIN] BatchNorm statistics frozen after iteration {}".format(freeze_at))
+        _log(rank, "[TRAIN] BatchNorm statistics freeze after iteration {}".format(freeze_at))
     t_start = time.time()
     try:
         model.train()
@@ -147,8 +147,14 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
         for batch in loader:
             it += 1
             if freeze_at is not None and it > freeze_at:
-                if not bn_frozen and nranks > 1 and "gpu" not in dev:
-                    merge_rank_statistics(model)  # every rank continues with the same statistics
+                if not bn_frozen and it == freeze_at + 1:
+                    # statistics of the current weights (the running averages lag them), the same on every rank
+                    used = recompute_statistics(model, _precise_batches(train_ds, cfg.batch_size, seed, it, rank, nranks,
+                                                                        precise_batches))
+                    if nranks > 1:
+                        merge_rank_statistics(model)
+                    _log(rank, "[TRAIN] iteration {}: BatchNorm statistics recomputed over {} batch(es) and "
+                               "frozen".format(it, used))
                 bn_frozen = True
                 freeze_statistics(model)  # again after each evaluation's model.train()
             reader_cost = time.time() - t_read
@@ -256,20 +262,40 @@ def parameter_checksum(model):
     return h.hexdigest()
 
 
-def bn_freeze_iteration(cfg, path, total_iters):
-    """The config's ``batch_norm: freeze_statistics_at`` as an iteration (None when absent): an iteration
-    number, or a fraction of the run's iterations (a number between 0 and 1, e.g. 0.7). From the next
-    iteration on, BatchNorm layers normalise with their running statistics and stop updating them, so
-    the last iterations train in the normalisation the network is evaluated with (see README,
-    "BatchNorm statistics")."""
-    value = (cfg.dic.get("batch_norm") or {}).get("freeze_statistics_at")
+def bn_freeze_settings(cfg, path, total_iters):
+    """The config's ``batch_norm:`` block as (freeze iteration or None, precise batches).
+
+    ``freeze_statistics_at``: an iteration number, or a fraction of the run's iterations (a number between
+    0 and 1, e.g. 0.7). After that iteration the running statistics are recomputed with the current weights
+    over ``precise_batches`` training batches (default 10; 0 keeps the running averages) and frozen:
+    BatchNorm layers normalise with them and stop updating them, so the last iterations train in the
+    normalisation the network is evaluated with (see README, "BatchNorm statistics").
+    """
+    block = cfg.dic.get("batch_norm") or {}
+    value = block.get("freeze_statistics_at")
+    precise = block.get("precise_batches", 10)
+    if isinstance(precise, bool) or not isinstance(precise, int) or precise < 0:
+        raise UserInputError("batch_norm.precise_batches in {} must be a number of batches >= 0, got {!r}".format(
+            path, precise))
     if value is None:
-        return None
+        return None, precise
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
             isinstance(value, float) and value >= 1):
         raise UserInputError("batch_norm.freeze_statistics_at in {} must be an iteration number or a fraction of "
                              "the iterations in (0, 1), got {!r}".format(path, value))
-    return int(round(value * total_iters)) if isinstance(value, float) else int(value)
+    return (int(round(value * total_iters)) if isinstance(value, float) else int(value)), precise
+
+
+def _precise_batches(dataset, batch_size, seed, iteration, rank, nranks, count):
+    """`count` training batches (this rank's share) for `recompute_statistics`, from their own sampler so
+    that the training batches, and an exact resume, are not affected."""
+    sampler = IterationBatchSampler(len(dataset), batch_size, count, seed=seed + 7919 * iteration, rank=rank,
+                                    nranks=nranks, shuffle=True)
+    loader = paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=0, return_list=True,
+                                  collate_fn=collate_samples)
+    for batch in loader:
+        raise_load_error(batch)
+        yield _to_tensors(batch)["img"]
 
 
 def _refuse_to_overwrite(save_dir):

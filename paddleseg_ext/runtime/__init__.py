@@ -6,4 +6,4 @@ from .device import all_sum, init_distributed, is_main_process, setup_device, sy
 from .metadata import dataset_metadata  # noqa: F401
 from .weights import build_model, load_weights, without_pretrained  # noqa: F401
 from .batch_norm import (batch_norm_layers, freeze_statistics, merge_rank_statistics,  # noqa: F401
-                         per_image_statistics)
+                         per_image_statistics, recompute_statistics)

@@ -6,6 +6,7 @@ parameters updated in train mode as ``0.9 * running + 0.1 * batch``).
 """
 import contextlib
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -48,6 +49,50 @@ def merge_rank_statistics(model):
                 t = value.clone()
                 paddle.distributed.all_reduce(t)
                 value.set_value(t / n)
+
+
+def recompute_statistics(model, batches):
+    """Set every BatchNorm layer's running statistics to those of `batches` under the current weights.
+
+    `batches` yields float32 input tensors [N, 3, H, W]; the model runs on them in train mode without
+    gradients (each layer sees what training would feed it), and each layer gets the mean of the batch
+    means and the mean of the batch variances plus the variance of the batch means (the statistics of
+    all the batches together). The running averages lag the weights by about ten steps (momentum 0.9),
+    which matters when they are about to be frozen. Returns the number of batches used.
+    """
+    layers = batch_norm_layers(model)
+    seen = {id(layer): [] for _, layer in layers}
+    hooks = []
+
+    def record(layer, inputs):
+        x = inputs[0].astype("float64")
+        axes = [0] + list(range(2, x.ndim))
+        seen[id(layer)].append((x.mean(axis=axes).numpy(), x.var(axis=axes, unbiased=False).numpy()))
+
+    modes = [(m, m.training) for m in model.sublayers(include_self=True)]
+    for _, layer in layers:
+        hooks.append(layer.register_forward_pre_hook(record))
+    count = 0
+    try:
+        model.train()
+        with paddle.no_grad():
+            for x in batches:
+                model(x)
+                count += 1
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, training in modes:
+            m.training = training
+    if count == 0:
+        return 0
+    with paddle.no_grad():
+        for _, layer in layers:
+            means = np.stack([m for m, _ in seen[id(layer)]])
+            variances = np.stack([v for _, v in seen[id(layer)]])
+            layer._mean.set_value(means.mean(0).astype("float32"))
+            layer._variance.set_value((variances.mean(0) + means.var(0)).astype("float32"))
+    return count
 
 
 def freeze_statistics(model):

@@ -15,7 +15,7 @@ from ..runtime import (all_sum, build, build_model, check_num_classes, init_dist
                        per_image_statistics, setup_device)
 from ..utils import UserInputError
 from ..utils import check_writable_dir
-from ..utils import read_image, read_panoptic_png
+from ..utils import read_image
 from ..visualize.colors import class_palette
 from ..visualize.panel import panoptic_panel
 from .progress import Progress
@@ -49,7 +49,7 @@ def evaluate(predictor, dataset, oracle=(), save_predictions=None, benchmark_spe
         image = read_image(rec["image_path"])
         sample = dataset[idx] if oracle else None
         result = predictor(image, oracle=oracle, sample=sample)
-        gt_ids = read_panoptic_png(rec["label_path"])
+        gt_ids = dataset.read_label(rec)  # checked against the json's segments
         evaluators.update(pred_panoptic=result["panoptic"], pred_semantic=result["semantic"], gt_segment_ids=gt_ids,
                           gt_segments_info=rec["segments_info"], instance_ids=result["instance_ids"],
                           instance_scores=result["instance_scores"], record=rec)

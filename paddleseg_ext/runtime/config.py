@@ -100,7 +100,9 @@ def check_config_keys(dic, path):
     if block is None:
         return
     model_type = (dic.get("model") or {}).get("type")
-    defaults = getattr(manager.MODELS.components_dict.get(model_type), "postprocess_defaults", {})
+    if model_type not in manager.MODELS.components_dict:
+        return  # building the model names the unknown type
+    defaults = getattr(manager.MODELS.components_dict[model_type], "postprocess_defaults", {})
     allowed = list(defaults) + list(POSTPROCESS_COMMON_KEYS)
     if not isinstance(block, dict):
         raise UserInputError("`postprocess:` in config {} must be a mapping of {}, got {!r}".format(

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from paddleseg_ext.runtime.batch_norm import (batch_norm_layers, freeze_statistics, merge_rank_statistics,
-                                              per_image_statistics)
+                                              per_image_statistics, recompute_statistics)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CFG = os.path.join(ROOT, "configs", "panoptic_deeplab", "panoptic_deeplab_demo_cpu.yml")
@@ -78,6 +78,24 @@ def test_freeze_statistics_uses_running_statistics_in_train_mode():
     assert [n for n, _ in batch_norm_layers(net)] == ["bn", "pool_bn"]
 
 
+def test_recompute_statistics_gives_the_statistics_of_all_batches_under_the_current_weights():
+    paddle.seed(0)
+    net = _PoolNet()
+    _set_stats(net.bn, [9, 9, 9, 9], [9, 9, 9, 9])  # stale running averages
+    net.eval()
+    rng = np.random.RandomState(2)
+    batches = [paddle.to_tensor(rng.randn(2, 3, 4, 5).astype(np.float32) * (1 + i) + i) for i in range(3)]
+    assert recompute_statistics(net, iter(batches)) == 3
+    with paddle.no_grad():
+        conv = np.stack([net.conv(b).numpy() for b in batches])  # [3 batches, 2, C, 4, 5]
+    means = conv.mean(axis=(1, 3, 4))
+    variances = conv.var(axis=(1, 3, 4))
+    np.testing.assert_allclose(net.bn._mean.numpy(), means.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.bn._variance.numpy(), variances.mean(0) + means.var(0), rtol=1e-5, atol=1e-6)
+    assert not net.training and not net.bn.training  # modes restored
+    assert recompute_statistics(net, iter([])) == 0
+
+
 def test_merge_rank_statistics_is_the_identity_on_one_rank():
     net = _PoolNet()
     _set_stats(net.bn, [1, 2, 3, 4], [2, 3, 4, 5])
@@ -128,17 +146,21 @@ def test_merge_rank_statistics_over_two_processes_is_exact(tmp_path):
 def test_training_freezes_statistics_from_the_configured_iteration(demo_root, tmp_path):
     from paddleseg_ext.core.train import train
 
-    cfg = {"_base_": DEMO_CFG, "batch_size": 2, "iters": 4, "batch_norm": {"freeze_statistics_at": 2},
+    cfg = {"_base_": DEMO_CFG, "batch_size": 2, "iters": 4,
+           "batch_norm": {"freeze_statistics_at": 2, "precise_batches": 2},
            "train_dataset": {"dataset_root": demo_root}, "val_dataset": {"dataset_root": demo_root}}
     path = tmp_path / "freeze.yml"
     path.write_text(yaml.safe_dump(cfg))
-    train(str(path), save_dir=str(tmp_path / "out"), save_interval=2, log_iters=2, device="cpu")
+    train(str(path), save_dir=str(tmp_path / "out"), save_interval=1, log_iters=2, device="cpu")
     at2 = paddle.load(str(tmp_path / "out" / "iter_2" / "model.pdparams"))
+    at3 = paddle.load(str(tmp_path / "out" / "iter_3" / "model.pdparams"))
     at4 = paddle.load(str(tmp_path / "out" / "iter_4" / "model.pdparams"))
     stats = [k for k in at2 if k.endswith("._mean") or k.endswith("._variance")]
     weights = [k for k in at2 if k.endswith(".weight")]
     assert stats and weights
-    for k in stats:  # frozen after iteration 2 ...
-        np.testing.assert_array_equal(at2[k].numpy(), at4[k].numpy(), err_msg=k)
+    # recomputed after iteration 2 (not the running averages of iteration 2), then frozen
+    assert sum(not np.array_equal(at2[k].numpy(), at3[k].numpy()) for k in stats) > len(stats) // 2
+    for k in stats:
+        np.testing.assert_array_equal(at3[k].numpy(), at4[k].numpy(), err_msg=k)
     # ... while the network (BatchNorm scales and shifts included) kept learning
-    assert sum(not np.array_equal(at2[k].numpy(), at4[k].numpy()) for k in weights) > len(weights) // 2
+    assert sum(not np.array_equal(at3[k].numpy(), at4[k].numpy()) for k in weights) > len(weights) // 2

@@ -8,8 +8,8 @@ import os
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_CFG = os.path.join(ROOT, "configs", "panoptic_deeplab", "panoptic_deeplab_demo_cpu.yml")
+from tests.conftest import DEMO_CONFIG
+
 OVERFIT_ITERS = 500
 
 
@@ -22,7 +22,7 @@ def _overfit_config(tmp_path, data_root):
         {"type": "Normalize"},
     ]
     cfg = {
-        "_base_": DEMO_CFG,
+        "_base_": DEMO_CONFIG,
         "batch_size": 2,
         "iters": OVERFIT_ITERS,
         "seed": 0,

@@ -8,8 +8,7 @@ import pytest
 from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as cs_pix
 from cityscapesscripts.helpers.labels import trainId2label
 
-from paddleseg_ext.evaluation import SemanticEvaluator
-from paddleseg_ext.utils import UserInputError
+from panoptic_metrics import SemanticEvaluator, UserInputError
 
 
 def test_hand_counted_iou():

@@ -9,10 +9,9 @@ import pytest
 from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as cs_inst
 
 from paddleseg_ext.datasets.cityscapes_meta import TRAIN_ID_TO_LABEL_ID
-from paddleseg_ext.evaluation import (cityscapes_panoptic_categories, instances_from_panoptic, panoptic_annotation,
-                                      panoptic_to_segments, write_cityscapes_instances, write_panoptic_json,
-                                      write_panoptic_prediction)
-from paddleseg_ext.utils import UserInputError, read_panoptic_png
+from panoptic_metrics import (UserInputError, cityscapes_panoptic_categories, instances_from_panoptic,
+                              panoptic_annotation, panoptic_to_segments, read_panoptic_png, write_cityscapes_instances,
+                              write_panoptic_json, write_panoptic_prediction)
 
 VOID = 255000
 

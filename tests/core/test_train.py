@@ -1,21 +1,24 @@
-"""train.py end to end on the demo dataset: 2-process gloo training, exact resume after kill -9,
-VisualDL scalars, divergence stop. Runs the real launch scripts in subprocesses."""
+"""The training loop (`core.train`): train.py end to end on the demo dataset (2-process gloo training,
+exact resume after kill -9, VisualDL scalars, divergence stop) in subprocesses, and the refusal to
+overwrite an earlier run."""
+import glob
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import paddle
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONTRIB = os.path.join(ROOT, "contrib", "PanopticDeepLab")
-CFG = os.path.join(ROOT, "configs", "panoptic_deeplab", "panoptic_deeplab_demo_cpu.yml")
+from paddleseg_ext.cli.common import run_cli
+from paddleseg_ext.core import checkpoint as ckpt
+from paddleseg_ext.core.train import train
+from tests.conftest import CONTRIB, DEMO_CONFIG, script_command, script_env
+from tests.core.conftest import tiny_model_and_optimizer
 
-pytestmark = pytest.mark.slow
+TRAIN = os.path.join(CONTRIB, "train.py")
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +30,13 @@ def workdir(demo_root, tmp_path_factory):
     return str(wd)
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
 def _train_cmd(save_dir, *extra, launch_nproc=None, log_dir=None):
-    script = os.path.join(CONTRIB, "train.py")
-    args = [script, "--config", CFG, "--save_dir", save_dir, "--device", "cpu", "--batch_size", "2"] + list(extra)
-    if launch_nproc:
-        return [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(launch_nproc),
-                "--log_dir", log_dir] + args
-    return [sys.executable] + args
+    args = ["--config", DEMO_CONFIG, "--save_dir", save_dir, "--device", "cpu", "--batch_size", "2"] + list(extra)
+    return script_command(TRAIN, args, launch=launch_nproc, log_dir=log_dir)
 
 
 def _run(cmd, cwd, timeout=300):
-    p = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    p = subprocess.run(cmd, cwd=cwd, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=timeout)
     return p.returncode, p.stdout
 
@@ -57,6 +49,7 @@ def _load(path):
     return {k: v.numpy() for k, v in paddle.load(path).items()}
 
 
+@pytest.mark.slow
 def test_two_process_training_agrees_and_learns(workdir, tmp_path):
     save = str(tmp_path / "out")
     logs = str(tmp_path / "logs")
@@ -75,6 +68,7 @@ def test_two_process_training_agrees_and_learns(workdir, tmp_path):
     assert os.path.isfile(os.path.join(save, "iter_16", "model.pdopt"))
 
 
+@pytest.mark.slow
 def test_killed_then_resumed_run_matches_uninterrupted(workdir, tmp_path):
     common = ["--iters", "8", "--log_iters", "2", "--save_interval", "4", "--seed", "3"]
     ref = str(tmp_path / "ref")
@@ -82,7 +76,7 @@ def test_killed_then_resumed_run_matches_uninterrupted(workdir, tmp_path):
     assert rc == 0, out
 
     run = str(tmp_path / "run")
-    p = subprocess.Popen(_train_cmd(run, *common), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(_train_cmd(run, *common), cwd=workdir, env=script_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not os.path.isdir(os.path.join(run, "iter_4")) and time.time() < deadline and p.poll() is None:
@@ -101,6 +95,7 @@ def test_killed_then_resumed_run_matches_uninterrupted(workdir, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+@pytest.mark.slow
 def test_visualdl_scalars_read_back(workdir, tmp_path):
     from visualdl import LogReader
 
@@ -131,6 +126,7 @@ def test_visualdl_scalars_read_back(workdir, tmp_path):
     np.testing.assert_allclose(values, printed, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_term_and_iteration(workdir, tmp_path):
     save = str(tmp_path / "nan")
     rc, out = _run(_train_cmd(save, "--iters", "30", "--log_iters", "1", "--save_interval", "1",
@@ -145,3 +141,26 @@ def test_divergence_stops_with_term_and_iteration(workdir, tmp_path):
     assert os.path.isfile(last_good), out
     assert len(paddle.load(last_good)) > 0
     assert "Traceback" not in out
+
+
+def test_fresh_run_refuses_to_overwrite_an_earlier_run(demo, tmp_path, capfd):
+    model, opt = tiny_model_and_optimizer()
+    for case in ("checkpoint", "best_model"):
+        save = str(tmp_path / case)
+        if case == "checkpoint":
+            ckpt.save_checkpoint(save, 8, model, opt, {})
+        else:
+            ckpt.save_best_model(save, model, {"iteration": 8, "pq": 0.3})
+        files = {p: open(p, "rb").read() for p in glob.glob(os.path.join(save, "*", "*"))}
+
+        def main(argv):
+            train(demo.cfg, iters=2, batch_size=1, save_dir=save, device="cpu")
+
+        capfd.readouterr()
+        assert run_cli(main) == 2
+        err = capfd.readouterr().err
+        line = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(line) == 1 and "Traceback" not in err
+        assert save in line[0] and "--resume_model" in line[0]
+        assert ("iter_8" if case == "checkpoint" else "best_model") in line[0]
+        assert {p: open(p, "rb").read() for p in glob.glob(os.path.join(save, "*", "*"))} == files

@@ -9,8 +9,8 @@ import pytest
 from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as cs_inst
 
 from paddleseg_ext.datasets.cityscapes_meta import TRAIN_ID_TO_LABEL_ID
-from paddleseg_ext.evaluation import (CityscapesInstanceEvaluator, CocoInstanceEvaluator, instances_from_panoptic,
-                                      write_cityscapes_instances)
+from panoptic_metrics import (CityscapesInstanceEvaluator, CocoInstanceEvaluator, instances_from_panoptic,
+                              write_cityscapes_instances)
 from panoptic_metrics.instance_ap import average_precision
 
 H, W = 64, 128

@@ -1,4 +1,4 @@
-"""PanopticDeepLab: checkpoint layout, output shapes, offset scaling, DSConv, weight loading."""
+"""PanopticDeepLab: checkpoint layout, output shapes, offset scaling, DSConv, checkpoint round trip."""
 import json
 import os
 
@@ -12,11 +12,9 @@ from paddleseg.models.backbones import MobileNetV3_small_x0_35, ResNet50_vd
 
 import paddleseg_ext  # noqa: F401
 from paddleseg_ext.models import DepthwiseSeparableConvBNReLU, PanopticDeepLab
-from paddleseg_ext.runtime.config import find_user_input_error
 from paddleseg_ext.utils import UserInputError
+from tests.conftest import CONFIG_DIR, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CFG_DIR = os.path.join(ROOT, "configs", "panoptic_deeplab")
 MANIFEST = os.path.join(ROOT, "tests", "data", "paddleseg_panoptic_deeplab_r50_os32_state_dict.json")
 R50_CONFIGS = ["panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml",
                "panoptic_deeplab_resnet50_os32_cityscapes_2049x1025_bs1_90k_lr00005.yml"]
@@ -34,7 +32,7 @@ def small_model(seed=0, **kwargs):
 
 
 def build_from_config(name):
-    cfg = Config(os.path.join(CFG_DIR, name))
+    cfg = Config(os.path.join(CONFIG_DIR, name))
     cfg.dic["model"]["backbone"]["pretrained"] = None  # no network in tests
     return SegBuilder(cfg).model
 
@@ -143,45 +141,6 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
         third.eval()
         with paddle.no_grad():
             np.testing.assert_array_equal(third(x)[0].numpy(), ref[0])
-
-
-def test_backbone_pretrained_from_local_file(tmp_path):
-    paddle.seed(5)
-    src = MobileNetV3_small_x0_35()
-    path = str(tmp_path / "backbone.pdparams")
-    paddle.save(src.state_dict(), path)
-    paddle.seed(6)
-    dst = MobileNetV3_small_x0_35(pretrained=path)
-    for (k, a), b in zip(src.state_dict().items(), dst.state_dict().values()):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
-
-
-UNREACHABLE = "https://weights.invalid/paddleseg/resnet50_vd_ssld_v2.tar.gz"  # .invalid never resolves
-
-
-def test_unreachable_backbone_url_is_a_clear_user_error():
-    with pytest.raises(UserInputError) as info:
-        MobileNetV3_small_x0_35(pretrained=UNREACHABLE)
-    msg = str(info.value)
-    assert UNREACHABLE in msg and "pretrained: /path/to/model.pdparams" in msg
-
-
-def test_unreachable_url_through_segbuilder_keeps_the_user_error():
-    cfg = Config(os.path.join(CFG_DIR, "panoptic_deeplab_demo_cpu.yml"))
-    cfg.dic["model"]["backbone"]["pretrained"] = UNREACHABLE
-    with pytest.raises(Exception) as info:
-        SegBuilder(cfg).model
-    err = find_user_input_error(info.value)
-    assert isinstance(err, UserInputError) and UNREACHABLE in str(err)
-    assert UNREACHABLE in str(info.value)
-
-
-def test_missing_local_weights_name_the_path(tmp_path):
-    missing = str(tmp_path / "nope" / "model.pdparams")
-    with pytest.raises(UserInputError, match="not found: .*nope"):
-        MobileNetV3_small_x0_35(pretrained=missing)
-    with pytest.raises(UserInputError, match="not found: .*nope"):
-        small_model(pretrained=missing)
 
 
 def test_inconsistent_low_level_projections_name_the_key():

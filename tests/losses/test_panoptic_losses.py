@@ -1,6 +1,5 @@
 """Losses against hand-computed values: top-k CE, weighted MSE / L1, compute_panoptic_loss."""
 import math
-import os
 
 import numpy as np
 import paddle
@@ -13,8 +12,7 @@ import paddleseg_ext  # noqa: F401
 from paddleseg_ext.losses import (TopKCrossEntropyLoss, WeightedL1Loss, WeightedMSELoss,
                                   compute_panoptic_loss)
 from paddleseg_ext.utils import UserInputError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import DEMO_CONFIG
 
 
 def two_class_logits(a):
@@ -176,7 +174,7 @@ def _outputs():
 
 
 def test_compute_panoptic_loss_with_the_demo_config_losses():
-    cfg = Config(os.path.join(ROOT, "configs", "panoptic_deeplab", "panoptic_deeplab_demo_cpu.yml"))
+    cfg = Config(DEMO_CONFIG)
     loss_cfg = SegBuilder(cfg).loss
     assert [type(t).__name__ for t in loss_cfg["types"]] == [
         "TopKCrossEntropyLoss", "WeightedMSELoss", "WeightedL1Loss"]

@@ -1,4 +1,5 @@
-"""Iteration sampler (exact resume, rank sharding) and atomic checkpoints."""
+"""Checkpoints (`core.checkpoint`): atomic writes, pruning, resume paths, optimizer state that survives
+other parameter names, clean-up of what a kill leaves behind, clear errors on a full disk."""
 import os
 
 import numpy as np
@@ -6,59 +7,8 @@ import paddle
 import pytest
 
 from paddleseg_ext.core import checkpoint as ckpt
-from paddleseg_ext.core.sampler import IterationBatchSampler, SeededDataset
 from paddleseg_ext.utils import UserInputError
-
-
-def _batches(**kw):
-    return list(IterationBatchSampler(**kw))
-
-
-def test_resumed_sampler_continues_the_same_stream():
-    full = _batches(num_samples=7, batch_size=3, total_iters=10, seed=5)
-    resumed = _batches(num_samples=7, batch_size=3, total_iters=10, seed=5, start_iter=4)
-    assert len(full) == 10 and resumed == full[4:]
-
-
-def test_ranks_split_each_global_batch_disjointly():
-    r0 = _batches(num_samples=8, batch_size=2, total_iters=4, seed=1, rank=0, nranks=2)
-    r1 = _batches(num_samples=8, batch_size=2, total_iters=4, seed=1, rank=1, nranks=2)
-    # the first two global batches of 4 make one epoch of 8
-    first_epoch = [k[0] for b in r0[:2] + r1[:2] for k in b]
-    assert sorted(first_epoch) == list(range(8))
-    seeds = [k[1] for b in r0 + r1 for k in b]
-    assert len(set(seeds)) == len(seeds)
-
-
-def test_epochs_are_permutations():
-    b = _batches(num_samples=5, batch_size=5, total_iters=3, seed=0)
-    for batch in b:
-        assert sorted(k[0] for k in batch) == list(range(5))
-    assert [k[0] for k in b[0]] != [k[0] for k in b[1]] or [k[0] for k in b[1]] != [k[0] for k in b[2]]
-
-
-def test_seeded_dataset_reproduces_randomness():
-    class Rand(paddle.io.Dataset):
-        def __getitem__(self, i):
-            return np.random.rand() + i
-
-        def __len__(self):
-            return 3
-
-    ds = SeededDataset(Rand())
-    assert ds[(1, 42)] == ds[(1, 42)]
-    assert ds[(1, 42)] != ds[(1, 43)]
-
-
-def _tiny():
-    paddle.seed(0)
-    model = paddle.nn.Linear(3, 2)
-    opt = paddle.optimizer.Adam(learning_rate=paddle.optimizer.lr.PolynomialDecay(0.1, 10), parameters=model.parameters())
-    loss = model(paddle.ones([1, 3])).sum()
-    loss.backward()
-    opt.step()
-    opt._learning_rate.step()
-    return model, opt
+from tests.core.conftest import tiny_model_and_optimizer as _tiny
 
 
 def test_checkpoint_roundtrip_and_prune(tmp_path):
@@ -118,3 +68,53 @@ def test_resume_errors_name_the_path(tmp_path):
         ckpt.resolve_resume_path(str(tmp_path / "nope"))
     with pytest.raises(UserInputError, match="no complete iter_<N> checkpoint"):
         ckpt.resolve_resume_path(str(tmp_path))
+
+
+def test_prune_never_deletes_the_checkpoint_just_written(tmp_path):
+    model, opt = _tiny()
+    save = str(tmp_path)
+    for it in (10, 20, 50, 60):
+        ckpt.save_checkpoint(save, it, model, opt, {})
+    # a run resumed from iter_20 writes iter_30 while the older timeline's 50 and 60 are still there
+    new = ckpt.save_checkpoint(save, 30, model, opt, {})
+    removed = ckpt.prune_checkpoints(save, 2, protect=(new,))
+    assert sorted(os.path.basename(p) for p in removed) == ["iter_10", "iter_20"]
+    assert [n for n, _ in ckpt.list_checkpoints(save)] == [30, 50, 60]
+    assert not [n for n in os.listdir(save) if n.startswith(".tmp_")]
+
+
+def test_stale_files_after_a_kill_are_cleaned_and_moved_checkpoints_restored(tmp_path):
+    model, opt = _tiny()
+    save = str(tmp_path)
+    ckpt.save_checkpoint(save, 5, model, opt, {"best_pq": 0.5})
+    # killed while re-saving iteration 5: the complete old folder was moved aside, the new one not in place
+    os.rename(os.path.join(save, "iter_5"), os.path.join(save, "iter_5.old_4321"))
+    os.makedirs(os.path.join(save, ".tmp_iter_5_4321"))
+    # killed while pruning, and while replacing the best model
+    os.makedirs(os.path.join(save, ".tmp_pruned_iter_1"))
+    os.makedirs(os.path.join(save, "best_model"))
+    open(os.path.join(save, "best_model", "model.pdparams"), "wb").write(b"previous best")
+    open(os.path.join(save, "best_model", ".tmp_model.pdparams.4321"), "wb").write(b"half")
+    ckpt.remove_stale_tmp(save)
+    assert sorted(os.listdir(save)) == ["best_model", "iter_5"]
+    assert os.listdir(os.path.join(save, "best_model")) == ["model.pdparams"]
+    assert ckpt.load_checkpoint(os.path.join(save, "iter_5"), *_tiny())["best_pq"] == 0.5
+
+
+def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous(tmp_path, monkeypatch):
+    model, opt = _tiny()
+    save = str(tmp_path)
+    ckpt.save_checkpoint(save, 5, model, opt, {})
+    before = open(os.path.join(save, "iter_5", "model.pdparams"), "rb").read()
+    real_save = ckpt._save_tensor_file
+
+    def disk_full(obj, path):
+        if path.endswith(".pdopt"):
+            raise OSError(28, "No space left on device")
+        real_save(obj, path)
+
+    monkeypatch.setattr(ckpt, "_save_tensor_file", disk_full)
+    with pytest.raises(UserInputError, match=r"cannot write checkpoint .*iter_10: No space left on device"):
+        ckpt.save_checkpoint(save, 10, model, opt, {})
+    assert sorted(os.listdir(save)) == ["iter_5"]
+    assert open(os.path.join(save, "iter_5", "model.pdparams"), "rb").read() == before

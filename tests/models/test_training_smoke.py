@@ -1,5 +1,6 @@
 """A short CPU training run of the demo config on the generated demo dataset lowers every loss term of
-`PanopticDeepLab.loss` (the model interface the training loop sums)."""
+`PanopticDeepLab.loss` (the model interface the training loop sums). Random 129x65 crops instead of the
+config's whole 257x129 frames: the same learning signal at a quarter of the cost."""
 import random
 
 import numpy as np
@@ -9,6 +10,7 @@ from paddleseg.cvlibs import Config, SegBuilder
 
 from tests.conftest import DEMO_CONFIG
 
+CROP = [129, 65]  # w, h
 KEYS = ("img", "semantic", "center", "offset", "semantic_weights", "center_weights", "offset_weights")
 STEPS = 30
 
@@ -23,6 +25,8 @@ def test_demo_training_lowers_every_loss_term(demo_root):
     cfg = Config(DEMO_CONFIG)
     for key in ("train_dataset", "val_dataset"):
         cfg.dic[key]["dataset_root"] = demo_root
+    (crop,) = [t for t in cfg.dic["train_dataset"]["transforms"] if t["type"] == "PanopticRandomPaddingCrop"]
+    crop["crop_size"] = CROP
     paddle.seed(0)
     np.random.seed(0)
     random.seed(0)

@@ -1,18 +1,42 @@
-"""Shared pytest fixtures: a generated demo dataset in the Cityscapes layout."""
+"""Shared fixtures and helpers of the whole suite.
+
+The test folders mirror the package (``tests/<subpackage>/test_<module>.py``); what several folders
+need lives here: the generated demo dataset, the demo config with untrained weights (one per
+session), running the commands in this process or in a subprocess that imports *this* checkout's
+package, and checking their one-line errors.
+"""
+import copy
 import os
+import subprocess
+import sys
+import types
 
 import pytest
+import yaml
 
 import paddleseg_ext  # noqa: F401  (registers every component)
 from paddleseg_ext.datasets.demo_dataset import make_demo_dataset
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTRIB = os.path.join(ROOT, "contrib", "PanopticDeepLab")
+CONFIG_DIR = os.path.join(ROOT, "configs", "panoptic_deeplab")
+DEMO_CONFIG = os.path.join(CONFIG_DIR, "panoptic_deeplab_demo_cpu.yml")
+INFER_SCRIPT = os.path.join(ROOT, "deploy", "python", "infer.py")
+
 # The demo_root dataset: tools/make_demo_dataset.py defaults (8 train + 4 val frames, 128x256).
 DEMO_ARGS = dict(seed=0, num_train=8, num_val=4, height=128, width=256)
+#: void value of the panoptic maps of the Cityscapes-like datasets (ignore_index 255 * label_divisor 1000)
+VOID = 255000
+#: a weights URL that fails at once without any network: nothing listens on port 9 of this machine (no
+#: DNS either); a file name of its own so that PaddleSeg's download cache cannot answer
+UNREACHABLE = "https://127.0.0.1:9/paddleseg_ext_tests_unreachable_backbone.tar.gz"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
+    config.addinivalue_line("markers", "slow: a test that takes more than a few seconds (end-to-end runs)")
 
+
+# ---------------------------------------------------------------- data and configs
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
@@ -22,3 +46,171 @@ def demo_root(tmp_path_factory):
     root = os.path.join(str(tmp_path_factory.mktemp("demo")), "demo_cityscapes")
     make_demo_dataset(root, verbose=False, **DEMO_ARGS)
     return root
+
+
+def val_images(demo_root):
+    """The val images of a demo dataset, sorted."""
+    found = []
+    for d, _, files in os.walk(os.path.join(demo_root, "leftImg8bit", "val")):
+        found += [os.path.join(d, f) for f in files if f.endswith(".png")]
+    return sorted(found)
+
+
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def write_config(dic, path, mutate=None, dataset_root=None):
+    """Write a copy of config dict `dic` to `path` (str), with both datasets under `dataset_root` and
+    `mutate(dic)` applied; returns the path."""
+    dic = copy.deepcopy(dic)
+    if dataset_root is not None:
+        for key in ("train_dataset", "val_dataset"):
+            dic[key]["dataset_root"] = dataset_root
+    if mutate is not None:
+        mutate(dic)
+    with open(path, "w") as f:
+        yaml.safe_dump(dic, f)
+    return str(path)
+
+
+def save_untrained_weights(cfg_path, weights_path, seed=1):
+    """Freshly initialised weights of the config's model (its `pretrained` entries are not fetched),
+    saved as a full checkpoint."""
+    import paddle
+    from paddleseg.cvlibs import Config, SegBuilder
+
+    from paddleseg_ext.runtime.weights import without_pretrained
+
+    cfg = Config(cfg_path)
+    cfg.dic["model"] = without_pretrained(cfg.dic["model"])
+    paddle.seed(seed)
+    paddle.save(SegBuilder(cfg).model.state_dict(), weights_path)
+    return weights_path
+
+
+@pytest.fixture(scope="session")
+def demo(demo_root, tmp_path_factory):
+    """The demo config pointing at `demo_root` and untrained weights of its model, made once.
+
+    Attributes: `cfg` (path), `dic` (the config as a dict), `weights` (model.pdparams), `root` (the
+    dataset), `images` (its val images), `tmp` (a session folder). Seed 1: the untrained semantic head
+    mixes several stuff and thing classes on the demo frames, and with `--threshold 0` its centre
+    head yields centres, hence thing instances."""
+    tmp = str(tmp_path_factory.mktemp("demo_model"))
+    cfg = write_config(load_yaml(DEMO_CONFIG), os.path.join(tmp, "demo.yml"), dataset_root=demo_root)
+    weights = save_untrained_weights(cfg, os.path.join(tmp, "model.pdparams"))
+    return types.SimpleNamespace(cfg=cfg, dic=load_yaml(cfg), weights=weights, root=demo_root,
+                                 images=val_images(demo_root), tmp=tmp)
+
+
+# ---------------------------------------------------------------- running commands
+
+def script_env(**extra):
+    """Environment of a subprocess: this checkout first on the path (the venv may hold an editable
+    install of another checkout), one math thread, plus `extra`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def script_command(script, args, launch=None, log_dir=None):
+    """argv running `script` with this interpreter, under ``paddle.distributed.launch`` with `launch`
+    processes when given."""
+    if launch:
+        return [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(launch), "--log_dir",
+                str(log_dir), script] + [str(a) for a in args]
+    return [sys.executable, script] + [str(a) for a in args]
+
+
+def run_script(script, args, cwd, timeout=300, launch=None, log_dir=None, merge_output=False, env=None):
+    """Run a script in a subprocess; returns (exit code, stdout, stderr) (stderr '' with `merge_output`)."""
+    p = subprocess.run(script_command(script, args, launch, log_dir), cwd=str(cwd), env=env or script_env(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr or ""
+
+
+def load_script(path):
+    """The module of a script file (a tool, a benchmark), loaded without running its `__main__` block."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("script_" + re.sub(r"\W", "_", os.path.relpath(path, ROOT)), path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_main(capfd, main, args):
+    """A command's `main(argv)` in this process, as its `__main__` runs it (`run_cli`); returns
+    (exit code, stdout, stderr)."""
+    from paddleseg_ext.cli.common import run_cli
+
+    capfd.readouterr()
+    rc = run_cli(main, [str(a) for a in args])
+    cap = capfd.readouterr()
+    return rc, cap.out, cap.err
+
+
+def error_line(rc, err):
+    """The single `error:` line of a failed command (exit code 2, no traceback, no decoder noise)."""
+    assert rc == 2, err
+    assert "Traceback" not in err, err
+    assert "libpng" not in err and "Corrupt JPEG" not in err and "Premature end" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------- the exported demo model
+
+#: post-processing flag that makes the untrained demo model find centres (hence thing instances)
+THING_FLAGS = ["--threshold", "0.0"]
+
+
+def export_model(cfg, weights, save_dir, flags=()):
+    """export.py (`paddleseg_ext.cli.export.main`, in this process) of `cfg` with `weights`."""
+    from paddleseg_ext.cli import export as export_cli
+    from paddleseg_ext.cli.common import run_cli
+
+    assert run_cli(export_cli.main, ["--config", cfg, "--model_path", weights, "--save_dir", save_dir] +
+                   list(flags)) == 0
+    return save_dir
+
+
+@pytest.fixture(scope="session")
+def demo_export(demo):
+    """The demo model exported once per session (tracing is slow), with `THING_FLAGS`."""
+    return export_model(demo.cfg, demo.weights, os.path.join(demo.tmp, "inference_model"), THING_FLAGS)
+
+
+# ---------------------------------------------------------------- known library bugs (temporary)
+# Tests that fail because of a bug in the library (not in the test) are marked with one of these until
+# the fix lands; strict, so that the fixed library turns them into failures to remove the marker.
+
+#: runtime/config.py check_config_keys: an unregistered `model: type:` is reported as "unknown key(s)
+#: <every postprocess key>" instead of naming the model type
+BUG_UNKNOWN_MODEL_TYPE = pytest.mark.xfail(
+    reason="library bug: check_config_keys reports every postprocess key as unknown instead of the "
+           "unregistered model type", strict=True)
+#: evaluation/suite.py PanopticEvaluators.update: `instance_scores` of an image without instances
+#: ([0, S]) fails in `.reshape(0, -1)` (numpy cannot infer -1 for an empty array)
+BUG_EMPTY_INSTANCES = pytest.mark.xfail(
+    reason="library bug: PanopticEvaluators.update reshapes empty instance_scores with reshape(0, -1)", strict=True)
+#: core/val.py evaluate reads the GT PNG with read_panoptic_png, not the dataset's checked read_label
+BUG_UNCHECKED_GT = pytest.mark.xfail(
+    reason="library bug: core.val.evaluate skips the dataset's GT check (PNG ids missing from the json pass)",
+    strict=True)
+#: postprocess/panoptic_ops.py instance_scores: in the exported model run by paddle.inference, an image
+#: with centres but no thing pixel fails (the bincount with weights over no pixel comes back int64)
+BUG_NO_THING_PIXELS_STATIC = pytest.mark.xfail(
+    reason="library bug: the exported model fails in paddle.inference on an image without thing pixels "
+           "(instance_scores: bincount over no pixel is int64, float64 expected)", strict=True)
+#: tools/benchmarks/eval.py imports default_num_workers from the removed paddleseg_ext.evaluation.panoptic_files
+BUG_BENCHMARK_IMPORT = pytest.mark.xfail(
+    reason="library bug: tools/benchmarks/eval.py imports paddleseg_ext.evaluation.panoptic_files (moved to "
+           "panoptic_metrics)", strict=True)

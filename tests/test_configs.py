@@ -8,9 +8,9 @@ import pytest
 from paddleseg.cvlibs import Config, SegBuilder, manager
 
 import paddleseg_ext  # noqa: F401
+from tests.conftest import CONFIG_DIR
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CFG_DIR = os.path.join(ROOT, "configs", "panoptic_deeplab")
+CFG_DIR = CONFIG_DIR
 CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(CFG_DIR, "*.yml")))
 R50_OS32 = {
     "panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml": (8, [1025, 513]),

@@ -187,30 +187,3 @@ def demo_export(demo):
     """The demo model exported once per session (tracing is slow), with `THING_FLAGS`."""
     return export_model(demo.cfg, demo.weights, os.path.join(demo.tmp, "inference_model"), THING_FLAGS)
 
-
-# ---------------------------------------------------------------- known library bugs (temporary)
-# Tests that fail because of a bug in the library (not in the test) are marked with one of these until
-# the fix lands; strict, so that the fixed library turns them into failures to remove the marker.
-
-#: runtime/config.py check_config_keys: an unregistered `model: type:` is reported as "unknown key(s)
-#: <every postprocess key>" instead of naming the model type
-BUG_UNKNOWN_MODEL_TYPE = pytest.mark.xfail(
-    reason="library bug: check_config_keys reports every postprocess key as unknown instead of the "
-           "unregistered model type", strict=True)
-#: evaluation/suite.py PanopticEvaluators.update: `instance_scores` of an image without instances
-#: ([0, S]) fails in `.reshape(0, -1)` (numpy cannot infer -1 for an empty array)
-BUG_EMPTY_INSTANCES = pytest.mark.xfail(
-    reason="library bug: PanopticEvaluators.update reshapes empty instance_scores with reshape(0, -1)", strict=True)
-#: core/val.py evaluate reads the GT PNG with read_panoptic_png, not the dataset's checked read_label
-BUG_UNCHECKED_GT = pytest.mark.xfail(
-    reason="library bug: core.val.evaluate skips the dataset's GT check (PNG ids missing from the json pass)",
-    strict=True)
-#: postprocess/panoptic_ops.py instance_scores: in the exported model run by paddle.inference, an image
-#: with centres but no thing pixel fails (the bincount with weights over no pixel comes back int64)
-BUG_NO_THING_PIXELS_STATIC = pytest.mark.xfail(
-    reason="library bug: the exported model fails in paddle.inference on an image without thing pixels "
-           "(instance_scores: bincount over no pixel is int64, float64 expected)", strict=True)
-#: tools/benchmarks/eval.py imports default_num_workers from the removed paddleseg_ext.evaluation.panoptic_files
-BUG_BENCHMARK_IMPORT = pytest.mark.xfail(
-    reason="library bug: tools/benchmarks/eval.py imports paddleseg_ext.evaluation.panoptic_files (moved to "
-           "panoptic_metrics)", strict=True)

@@ -43,7 +43,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import (BUG_BENCHMARK_IMPORT, BUG_EMPTY_INSTANCES, BUG_NO_THING_PIXELS_STATIC, ROOT, load_script,
+from tests.conftest import (ROOT, load_script,
                             script_env)
 
 README = os.path.join(ROOT, "README.md")
@@ -278,18 +278,6 @@ def test_readme_help_commands(capsys):
         assert "usage:" in out or "available:" in out, (command["text"], out)
 
 
-#: README commands that fail because of a library bug (see tests/conftest.py): (which commands, marker)
-KNOWN_FAILURES = [
-    # an evaluation meets a frame without predicted instances (training with --do_eval, val.py without
-    # the full oracle), and eval_panoptic.py scores the predictions val.py did not write
-    (lambda text: "train.py" in text and "--do_eval" in text, BUG_EMPTY_INSTANCES),
-    (lambda text: "val.py" in text and "--oracle" not in text, BUG_EMPTY_INSTANCES),
-    (lambda text: "eval_panoptic.py" in text, BUG_EMPTY_INSTANCES),
-    (lambda text: "infer.py" in text, BUG_NO_THING_PIXELS_STATIC),
-    (lambda text: "tools/benchmark.py eval" in text, BUG_BENCHMARK_IMPORT),
-]
-
-
 def _command_params():
     params = []
     for i, c in enumerate(COMMANDS):
@@ -298,7 +286,6 @@ def _command_params():
             continue
         marks = [pytest.mark.slow]
         if kind == "run":
-            marks += [m for matches, m in KNOWN_FAILURES if matches(c["text"])]
         params.append(pytest.param(i, marks=marks, id="{:02d}:{}".format(i, c["text"][:60])))
     return params
 

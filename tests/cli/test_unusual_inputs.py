@@ -11,7 +11,7 @@ import pytest
 from paddleseg_ext.cli import predict as predict_cli
 from paddleseg_ext.cli import val as val_cli
 from paddleseg_ext.utils import read_panoptic_png, write_panoptic_png
-from tests.conftest import BUG_EMPTY_INSTANCES, CONTRIB, run_main, run_script, write_config
+from tests.conftest import CONTRIB, run_main, run_script, write_config
 
 
 def _unusual_images(folder, full_hw):
@@ -160,7 +160,6 @@ def test_dataset_handles_unusual_frames(demo_cli, unusual_root):
 
 
 @pytest.mark.slow
-@BUG_EMPTY_INSTANCES
 def test_train_and_val_on_unusual_frames(demo_cli, unusual_root, tmp_path, capfd):
     cfg = write_config(demo_cli.dic, str(tmp_path / "cfg.yml"), dataset_root=unusual_root)
     save = str(tmp_path / "out")

@@ -16,7 +16,7 @@ from paddleseg_ext.cli import predict as predict_cli
 from paddleseg_ext.cli import train as train_cli
 from paddleseg_ext.cli import val as val_cli
 from paddleseg_ext.utils import read_panoptic_png, write_panoptic_png
-from tests.conftest import (BUG_UNCHECKED_GT, BUG_UNKNOWN_MODEL_TYPE, CONTRIB, error_line, run_main, run_script,
+from tests.conftest import (CONTRIB, error_line, run_main, run_script,
                             write_config)
 from tests.cli.conftest import script_args
 
@@ -59,7 +59,7 @@ CONFIG_CASES = {
 
 @pytest.mark.parametrize("script", ["train", "val", "predict"])
 @pytest.mark.parametrize("case", ["missing_file"] + [
-    pytest.param(c, marks=BUG_UNKNOWN_MODEL_TYPE) if c == "unknown_model_type" else c for c in sorted(CONFIG_CASES)])
+    c for c in sorted(CONFIG_CASES)])
 def test_bad_config(demo_cli, tmp_path, capfd, script, case):
     if case == "missing_file":
         cfg, words = str(tmp_path / "no_such_config.yml"), ["config file not found"]
@@ -130,7 +130,7 @@ def _corrupt_dataset(src, dst, case, mode):
 
 CORRUPT_CASES = ["truncated_png_image", "garbage_png_image", "truncated_jpeg_image", "bitflip_png_label",
                  "truncated_png_label", "ids_not_in_json"]
-VAL_CORRUPT_CASES = [pytest.param(c, marks=BUG_UNCHECKED_GT) if c == "ids_not_in_json" else c for c in CORRUPT_CASES]
+VAL_CORRUPT_CASES = list(CORRUPT_CASES)
 
 
 @pytest.mark.parametrize("case", VAL_CORRUPT_CASES)
@@ -308,7 +308,6 @@ def test_predict_image_larger_than_the_padding_names_the_image(demo_cli, tmp_pat
     assert big in line and "target_size" in line
 
 
-@BUG_UNKNOWN_MODEL_TYPE
 def test_predict_script_subprocess_bad_config(demo_cli, tmp_path):
     """The real script (no in-process shortcut): unknown model type, one line, exit 2."""
     cfg = write_config(demo_cli.dic, str(tmp_path / "bad.yml"), lambda d: d["model"].update(type="NoSuchModel"))

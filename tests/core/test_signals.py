@@ -18,7 +18,7 @@ import paddle
 import pytest
 
 from paddleseg_ext.core import checkpoint as ckpt
-from tests.conftest import BUG_EMPTY_INSTANCES, CONTRIB, script_env
+from tests.conftest import CONTRIB, script_env
 
 pytestmark = pytest.mark.slow
 
@@ -199,7 +199,6 @@ def test_signals_at_random_times_never_break_a_checkpoint(setup, tmp_path):
     assert not [n for n in os.listdir(save) if n.startswith(".tmp_") or ".old_" in n]
 
 
-@BUG_EMPTY_INSTANCES
 def test_keep_checkpoint_max_keeps_newest_and_best(setup, tmp_path):
     save = str(tmp_path / "out")
     rc, out = _run(setup, _train_args(setup, save, 4, "--save_interval", "1", "--keep_checkpoint_max", "1",

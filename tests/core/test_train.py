@@ -15,7 +15,7 @@ import pytest
 from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.core import checkpoint as ckpt
 from paddleseg_ext.core.train import train
-from tests.conftest import BUG_EMPTY_INSTANCES, CONTRIB, DEMO_CONFIG, run_script, script_command, script_env
+from tests.conftest import CONTRIB, DEMO_CONFIG, run_script, script_command, script_env
 from tests.core.conftest import tiny_model_and_optimizer
 
 TRAIN = os.path.join(CONTRIB, "train.py")
@@ -96,7 +96,6 @@ def test_killed_then_resumed_run_matches_uninterrupted(workdir, tmp_path):
 
 
 @pytest.mark.slow
-@BUG_EMPTY_INSTANCES
 def test_visualdl_scalars_read_back(workdir, tmp_path):
     from visualdl import LogReader
 

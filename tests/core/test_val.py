@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from paddleseg_ext.core.val import format_metrics_table, run_val, save_metrics
-from tests.conftest import BUG_EMPTY_INSTANCES, CONTRIB, run_script
+from tests.conftest import CONTRIB, run_script
 
 VAL = os.path.join(CONTRIB, "val.py")
 
@@ -86,7 +86,6 @@ def test_two_process_evaluation_equals_one_process(demo, tmp_path):
 
 
 @pytest.mark.slow
-@BUG_EMPTY_INSTANCES
 def test_benchmark_network_speed_reports_both_times(demo, tmp_path):
     res = str(tmp_path / "m.json")
     rc, out = _val(demo, res, "--benchmark_network_speed", "--max_images", "1")
@@ -98,7 +97,6 @@ def test_benchmark_network_speed_reports_both_times(demo, tmp_path):
 
 
 @pytest.mark.slow
-@BUG_EMPTY_INSTANCES
 def test_tta_runs(demo, tmp_path):
     res = str(tmp_path / "m.json")
     rc, out = _val(demo, res, "--aug_eval", "--scales", "0.75", "1.0", "--flip_horizontal", "--max_images", "1")

@@ -23,7 +23,7 @@ from paddleseg_ext.core.val import run_val
 from paddleseg_ext.datasets import build_transforms
 from paddleseg_ext.pipeline import preprocess
 from paddleseg_ext.utils import read_image, read_panoptic_png
-from tests.conftest import (BUG_EMPTY_INSTANCES, BUG_NO_THING_PIXELS_STATIC, THING_FLAGS, VOID, export_model, load_yaml,
+from tests.conftest import (THING_FLAGS, VOID, export_model, load_yaml,
                             write_config)
 
 #: the variant's val transforms: 256x128 frames resized to 192x112 (another aspect ratio)
@@ -41,7 +41,7 @@ def _road_everywhere(weights, path):
 
 
 @pytest.fixture(scope="module", params=["pad", "resize", pytest.param(
-    "no_things", marks=[BUG_EMPTY_INSTANCES, BUG_NO_THING_PIXELS_STATIC])])
+    "no_things")])
 def outputs(request, demo, demo_export, tmp_path_factory):
     """The four predictions of the demo val images for one val transform (or stuff-only weights)."""
     tmp = tmp_path_factory.mktemp("consistency_" + request.param)

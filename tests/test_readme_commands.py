@@ -285,7 +285,6 @@ def _command_params():
         if kind == "help":
             continue
         marks = [pytest.mark.slow]
-        if kind == "run":
         params.append(pytest.param(i, marks=marks, id="{:02d}:{}".format(i, c["text"][:60])))
     return params
 

@@ -12,25 +12,27 @@ Which commands run (rules applied in this order):
    suite recursively; the lead times them);
 2. skipped: installing or downloading (`pip`, `python -m pip`, `python3 -m venv`, `wget`, `curl`, `git`,
    `mkdir` of a download folder);
-3. skipped: `visualdl` (starts a web server);
+3. skipped: `visualdl` (starts a web server), and `tools/sweep_demo.py` runs (dozens of trainings; the lead
+   runs them for the README's tables);
 4. skipped: commands for real data, downloaded weights or GPUs: they mention `data/cityscapes`,
-   `data/coco`, `pretrained/`, a config other than `panoptic_deeplab_demo_cpu.yml`, `--device gpu`, or
+   `data/coco`, `pretrained/`, a config other than the two CPU demo configs (`panoptic_deeplab_demo_cpu.yml`,
+   `panoptic_fcn_demo_cpu.yml`), `--device gpu`, or
    launch's multi-GPU / multi-machine flags (`--gpus`, `--devices`, `--ips`, `--master`, `--nnodes`);
 5. run: `--help` of any script, all of them in this process by one test (`test_readme_help_commands`): the
    script file is loaded as a module and its `main(["--help"])` called (a fresh process per script only
    measures Paddle's start-up);
 6. run: `tools/benchmark.py` when every size it is given is at most 512 pixels (otherwise skipped as a
    full-size benchmark);
-7. run: commands on the demo data (they mention `demo_cityscapes`, `panoptic_deeplab_demo_cpu.yml` or
-   `make_demo_dataset`);
+7. run: commands on the demo data (they mention `demo_cityscapes`, a demo config or `make_demo_dataset`);
 8. anything else fails the test: a new README command must be covered by one of the rules above.
 
 How they run: in a scratch copy of the project layout (links to `configs/`, `tools/`, `deploy/`,
-`paddleseg_ext/`, `panoptic_metrics/` and the `contrib/PanopticDeepLab/*.py` scripts, plus a copy of the
-generated demo dataset in `contrib/PanopticDeepLab/data/demo_cityscapes`), with `python` replaced by this
+`paddleseg_ext/`, `panoptic_metrics/` and the `contrib/PanopticDeepLab/*.py` and `contrib/PanopticFCN/*.py`
+scripts, plus a copy of the generated demo dataset in `contrib/PanopticDeepLab/data/demo_cityscapes`, which
+`contrib/PanopticFCN/data` links to), with `python` replaced by this
 interpreter and this checkout first on PYTHONPATH (the environment may hold an install of another one).
 Training is shortened: the first `train.py` command of a `--save_dir` gets `--iters 4`, each later one
-(a resume) 2 more, `--save_interval` becomes 2, and the checkpoint folder of the demo config's full
+(a resume) 2 more, `--save_interval` becomes 2, and the checkpoint folder of a demo config's full
 length (`iter_<iters>`) becomes `iter_4`. Each command must exit with status 0.
 """
 import os
@@ -50,6 +52,9 @@ README = os.path.join(ROOT, "README.md")
 README_CN = os.path.join(ROOT, "README_CN.md")
 CONTRIB = os.path.join("contrib", "PanopticDeepLab")
 DEMO_CONFIG = "panoptic_deeplab_demo_cpu.yml"
+#: the CPU demo configs of both models (rule 4/7) and where they live
+DEMO_CONFIGS = {DEMO_CONFIG: "panoptic_deeplab", "panoptic_fcn_demo_cpu.yml": "panoptic_fcn"}
+CONTRIB_FCN = os.path.join("contrib", "PanopticFCN")
 SCRIPTS = ("train.py", "val.py", "predict.py", "export.py")
 
 FIRST_ITERS = 4
@@ -61,7 +66,7 @@ COMMAND_TIMEOUT_S = 300
 ROOT_MARKER = "# repository root"
 GPU_OR_CLUSTER_FLAGS = ("--gpus", "--devices", "--ips", "--master", "--nnodes")
 REAL_DATA = ("data/cityscapes", "data/coco", "pretrained/")
-DEMO_MARKERS = ("demo_cityscapes", DEMO_CONFIG, "make_demo_dataset")
+DEMO_MARKERS = ("demo_cityscapes", "make_demo_dataset") + tuple(DEMO_CONFIGS)
 
 
 def shell_blocks(path):
@@ -139,8 +144,10 @@ def classify(tokens):
         return "skip", "rule 2: installs or downloads"
     if prog == "visualdl":
         return "skip", "rule 3: starts a web server"
+    if any(t.endswith("tools/sweep_demo.py") for t in tokens) and "--help" not in tokens:
+        return "skip", "rule 3b: a seed sweep trains dozens of models (the lead runs it for the README's tables)"
     configs = [t for t in tokens if t.endswith((".yml", ".yaml"))]
-    if (any(r in text for r in REAL_DATA) or any(os.path.basename(c) != DEMO_CONFIG for c in configs)
+    if (any(r in text for r in REAL_DATA) or any(os.path.basename(c) not in DEMO_CONFIGS for c in configs)
             or "gpu" in [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--device"]
             or any(t.split("=")[0] in GPU_OR_CLUSTER_FLAGS for t in tokens)):
         return "skip", "rule 4: needs real Cityscapes/COCO data, downloaded weights or GPUs"
@@ -157,8 +164,12 @@ def classify(tokens):
 
 
 def _demo_config_iters():
-    with open(os.path.join(ROOT, "configs", "panoptic_deeplab", DEMO_CONFIG)) as f:
-        return int(yaml.safe_load(f)["iters"])
+    """The `iters` of every demo config (checkpoint folders iter_<iters> are renamed iter_<FIRST_ITERS>)."""
+    out = set()
+    for name, folder in DEMO_CONFIGS.items():
+        with open(os.path.join(ROOT, "configs", folder, name)) as f:
+            out.add(int(yaml.safe_load(f)["iters"]))
+    return out
 
 
 def _set_option(tokens, name, value):
@@ -196,7 +207,7 @@ class Runner:
             self.trainings[save_dir] = iters
             tokens = _set_option(tokens, "--iters", iters)
             tokens = _set_option(tokens, "--save_interval", SAVE_INTERVAL)
-        pattern = re.compile(r"\biter_{}\b".format(self.full_iters))
+        pattern = re.compile(r"\biter_({})\b".format("|".join(str(n) for n in sorted(self.full_iters))))
         return [pattern.sub("iter_{}".format(FIRST_ITERS), t) for t in tokens]
 
     def export(self, tokens):
@@ -224,9 +235,14 @@ def runner(tmp_path_factory, demo_root):
         os.symlink(os.path.join(ROOT, name), os.path.join(ws, name))
     contrib = os.path.join(ws, CONTRIB)
     os.makedirs(os.path.join(contrib, "data"))
+    fcn = os.path.join(ws, CONTRIB_FCN)
+    os.makedirs(fcn)
     for script in SCRIPTS:
         os.symlink(os.path.join(ROOT, CONTRIB, script), os.path.join(contrib, script))
-    os.symlink(os.path.join("..", "..", "configs"), os.path.join(contrib, "configs"))
+        os.symlink(os.path.join(ROOT, CONTRIB_FCN, script), os.path.join(fcn, script))
+    for folder in (contrib, fcn):
+        os.symlink(os.path.join("..", "..", "configs"), os.path.join(folder, "configs"))
+    os.symlink(os.path.join("..", "PanopticDeepLab", "data"), os.path.join(fcn, "data"))
     shutil.copytree(demo_root, os.path.join(contrib, "data", "demo_cityscapes"))
     return Runner(ws)
 
@@ -254,9 +270,11 @@ def test_every_readme_command_is_covered_by_a_rule():
 def test_configs_named_in_readme_exist():
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    names = set(re.findall(r"panoptic_deeplab_[A-Za-z0-9_]+\.yml", text))
-    assert DEMO_CONFIG in names
-    missing = [n for n in sorted(names) if not os.path.isfile(os.path.join(ROOT, "configs", "panoptic_deeplab", n))]
+    names = set(re.findall(r"panoptic_(?:deeplab|fcn)_[A-Za-z0-9_]+\.yml", text))
+    assert set(DEMO_CONFIGS) <= names
+    folder = lambda n: "panoptic_fcn" if n.startswith("panoptic_fcn") else "panoptic_deeplab"  # noqa: E731
+    missing = [n for n in sorted(names) if not os.path.isfile(os.path.join(ROOT, "configs", folder(n), n))
+               and not os.path.isfile(os.path.join(ROOT, "configs", folder(n), "_base_", n))]
     assert not missing, "configs named in README.md but missing: {}".format(missing)
 
 

@@ -1,6 +1,6 @@
 """`export.py`: a static inference model (network + post-processing) and deploy.yaml."""
 from ..core.export import export
-from .common import console_entry, add_model_args, add_postprocess_args, add_verbose_arg, parser, postprocess_overrides
+from .common import add_model_args, add_postprocess_args, add_verbose_arg, console_entry, parser, postprocess_overrides
 
 USAGE = """example:
   python export.py --config configs/panoptic_deeplab/<cfg>.yml \\

@@ -5,8 +5,7 @@ import sys
 from ..core.predict import collect_images, output_paths, save_prediction
 from ..core.progress import Progress
 from ..pipeline import StaticPredictor
-from ..utils import UserInputError, read_image
-from ..utils import check_writable_dir
+from ..utils import UserInputError, check_writable_dir, read_image
 from .common import console_entry, parser
 
 USAGE = """example:

@@ -8,8 +8,8 @@ then converted like a real one (tools/prepare_cityscapes.py). Same arguments, sa
 """
 import argparse
 
-from .common import console_entry
 from ..datasets.demo_dataset import make_demo_dataset
+from .common import console_entry
 
 
 def main(argv=None):

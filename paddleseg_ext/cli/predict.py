@@ -1,7 +1,7 @@
 """`predict.py`: panoptic / semantic / instance pictures and raw panoptic PNGs for images."""
 from ..core.predict import run_predict
-from .common import (console_entry, add_device_arg, add_model_args, add_postprocess_args, add_tta_args, add_verbose_arg, parser,
-                     postprocess_overrides, tta_settings)
+from .common import (add_device_arg, add_model_args, add_postprocess_args, add_tta_args, add_verbose_arg, console_entry,
+                     parser, postprocess_overrides, tta_settings)
 
 USAGE = """example:
   python -m paddle.distributed.launch predict.py --config configs/panoptic_deeplab/<cfg>.yml \\

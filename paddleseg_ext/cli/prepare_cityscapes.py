@@ -9,8 +9,8 @@ Existing outputs are skipped unless --force.
 """
 import argparse
 
-from .common import console_entry
 from ..datasets.cityscapes_prepare import prepare_cityscapes
+from .common import console_entry
 
 
 def main(argv=None):

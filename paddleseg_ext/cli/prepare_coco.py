@@ -7,8 +7,8 @@ Expects annotations/panoptic_{train,val}2017.json, annotations/panoptic_{train,v
 """
 import argparse
 
-from .common import console_entry
 from ..datasets.coco_prepare import prepare_coco
+from .common import console_entry
 
 
 def main(argv=None):

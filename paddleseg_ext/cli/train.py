@@ -1,6 +1,6 @@
 """`train.py`: train a panoptic model from a config (single process or paddle.distributed.launch)."""
 from ..core.train import train
-from .common import console_entry, add_device_arg, add_verbose_arg, parser
+from .common import add_device_arg, add_verbose_arg, console_entry, parser
 
 USAGE = """example:
   python -m paddle.distributed.launch train.py --config configs/panoptic_deeplab/<cfg>.yml \\

@@ -1,7 +1,7 @@
 """`val.py`: PQ / SQ / RQ (All, Things, Stuff, every class), mIoU and instance AP of a trained model."""
 from ..core.val import run_val
-from .common import (console_entry, add_device_arg, add_model_args, add_postprocess_args, add_tta_args, add_verbose_arg, parser,
-                     postprocess_overrides, tta_settings)
+from .common import (add_device_arg, add_model_args, add_postprocess_args, add_tta_args, add_verbose_arg, console_entry,
+                     parser, postprocess_overrides, tta_settings)
 
 USAGE = """example:
   python val.py --config configs/panoptic_deeplab/<cfg>.yml --model_path output/iter_90000/model.pdparams"""

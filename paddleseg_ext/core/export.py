@@ -20,8 +20,7 @@ import yaml
 from ..models.base import INFERENCE_OUTPUTS
 from ..pipeline import InferenceModel
 from ..runtime import build_model, dataset_metadata, load_config, postprocess_params, setup_device
-from ..utils import UserInputError
-from ..utils import check_writable_dir
+from ..utils import UserInputError, check_writable_dir
 
 INPUT_NAMES = ("x", "valid_hw", "ori_hw")
 OUTPUT_NAMES = INFERENCE_OUTPUTS

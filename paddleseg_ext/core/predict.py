@@ -23,8 +23,7 @@ import paddle
 
 from ..pipeline import build_predictor
 from ..runtime import build_model, dataset_metadata, init_distributed, load_config, setup_device
-from ..utils import UserInputError, read_image, write_panoptic_png
-from ..utils import check_writable_dir
+from ..utils import UserInputError, check_writable_dir, read_image, write_panoptic_png
 from ..visualize import visualize_instance, visualize_panoptic, visualize_semantic
 from .progress import Progress
 

@@ -10,12 +10,11 @@ import numpy as np
 import paddle
 from visualdl import LogWriter
 
+from . import checkpoint as ckpt
 from ..pipeline import build_predictor
 from ..runtime import (build, build_model, check_num_classes, freeze_statistics, init_distributed, load_config,
                        merge_rank_statistics, recompute_statistics, setup_device)
-from ..utils import UserInputError
-from ..utils import check_writable_dir
-from . import checkpoint as ckpt
+from ..utils import UserInputError, check_writable_dir
 from .sampler import IterationBatchSampler, SeededDataset, collate_samples, raise_load_error
 from .signals import Interrupted, StopSignals
 from .val import evaluate

@@ -8,14 +8,13 @@ import os
 import numpy as np
 import paddle
 
-from ..evaluation import build_evaluators
 from panoptic_metrics.formats import PanopticPredictionWriter
+
+from ..evaluation import build_evaluators
 from ..pipeline import build_predictor
 from ..runtime import (all_sum, build, build_model, check_num_classes, init_distributed, load_config,
                        per_image_statistics, setup_device)
-from ..utils import UserInputError
-from ..utils import check_writable_dir
-from ..utils import read_image
+from ..utils import UserInputError, check_writable_dir, read_image
 from ..visualize.colors import class_palette
 from ..visualize.panel import panoptic_panel
 from .progress import Progress

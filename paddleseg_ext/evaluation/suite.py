@@ -7,13 +7,13 @@ import os
 
 import numpy as np
 
-from ..utils import to_numpy as _to_numpy
-from ..utils import read_panoptic_png
-from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
-
 from panoptic_metrics.instance_ap import CityscapesInstanceEvaluator, CocoInstanceEvaluator
+from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 from panoptic_metrics.panoptic_quality import PanopticEvaluator, index_segment_map
 from panoptic_metrics.semantic_iou import SemanticEvaluator
+
+from ..utils import read_panoptic_png
+from ..utils import to_numpy as _to_numpy
 
 #: instance confidence modes of Panoptic-DeepLab (default columns of `instance_scores`)
 SCORE_MODES = ("semantic", "semantic_x_instance")

@@ -3,8 +3,8 @@ then the saved `InferenceModel` graph. What deploy/python/infer.py uses."""
 import os
 
 import numpy as np
-import yaml
 from paddle import inference
+import yaml
 
 from ..datasets.panoptic_dataset import build_transforms
 from ..models.base import INFERENCE_OUTPUTS

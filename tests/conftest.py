@@ -145,6 +145,15 @@ def load_script(path):
     return mod
 
 
+def load_benchmark(name):
+    """The module of tools/benchmarks/<name>.py, loaded as tools/benchmark.py loads it (as part of the package
+    `benchmarks`, so that its relative imports work)."""
+    import importlib
+
+    load_script(os.path.join(ROOT, "tools", "benchmark.py")).load_benchmarks_package()
+    return importlib.import_module("benchmarks." + name)
+
+
 def run_main(capfd, main, args):
     """A command's `main(argv)` in this process, as its `__main__` runs it (`run_cli`); returns
     (exit code, stdout, stderr)."""

@@ -15,7 +15,7 @@ from tests.conftest import ROOT, script_env
 
 PACKAGES = ("paddleseg_ext", "panoptic_metrics")
 #: the layers of paddleseg_ext, lowest first; a module may import its own layer and those below
-LAYERS = [("utils",), ("transforms", "datasets", "models", "losses", "postprocess", "evaluation", "visualize"),
+LAYERS = [("utils", "compat"), ("transforms", "datasets", "models", "losses", "postprocess", "evaluation", "visualize"),
           ("runtime",), ("pipeline",), ("core",), ("cli",)]
 
 

@@ -10,7 +10,7 @@ import pytest
 import panoptic_metrics.cli
 from paddleseg_ext.cli import (export, infer, make_demo_dataset, predict, prepare_cityscapes, prepare_coco, train,
                                val)
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT, load_benchmark, load_script
 
 #: command -> (its parser, or its main for the commands without `build_parser`; options its help names)
 COMMANDS = {
@@ -57,7 +57,7 @@ def test_every_command_answers_help(capsys):
     assert "available: targets, postprocess, eval, network" in capsys.readouterr().out
     for name, options in BENCHMARKS.items():
         with pytest.raises(SystemExit) as e:
-            load_script(os.path.join(ROOT, "tools", "benchmarks", name + ".py")).main(["--help"])
+            load_benchmark(name).main(["--help"])
         assert e.value.code == 0, name
         text = capsys.readouterr().out
         assert "usage:" in text and all(o in text for o in options), (name, text)

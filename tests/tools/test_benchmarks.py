@@ -1,12 +1,6 @@
 """tools/benchmarks: the sub-commands run on small sizes and their outputs agree with the baselines
 (the README's small `tools/benchmark.py` commands run the others end to end)."""
-import os
-
-from tests.conftest import ROOT, load_script
-
-
-def load_benchmark(name):
-    return load_script(os.path.join(ROOT, "tools", "benchmarks", name + ".py"))
+from tests.conftest import load_benchmark
 
 
 def test_targets_benchmark_runs(capsys):

@@ -20,7 +20,7 @@ from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
 from paddleseg_ext.models.panoptic_fcn.postprocess import DEFAULTS
 from paddleseg_ext.utils import UserInputError, read_panoptic_png
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CFG_DIR = os.path.join(ROOT, "configs", "panoptic_fcn")
 THINGS = list(range(11, 19))
 META = types.SimpleNamespace(num_classes=19, thing_ids=THINGS, label_divisor=1000, ignore_index=255, void_label=255000)

@@ -5,6 +5,7 @@ import math
 import os
 import random
 import time
+import warnings
 
 import numpy as np
 import paddle
@@ -139,6 +140,8 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
     bn_frozen = False
     if freeze_at is not None:
         _log(rank, "[TRAIN] BatchNorm statistics freeze after iteration {}".format(freeze_at))
+    # Paddle warns on every run that BatchNorm tracks its statistics in train mode: noise, not news.
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
     t_start = time.time()
     try:
         model.train()
@@ -154,6 +157,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                         merge_rank_statistics(model)
                     _log(rank, "[TRAIN] iteration {}: BatchNorm statistics recomputed over {} batch(es) and "
                                "frozen".format(it, used))
+                    t_read = time.time()  # the recomputation is not this iteration's data loading
                 bn_frozen = True
                 freeze_statistics(model)  # again after each evaluation's model.train()
             reader_cost = time.time() - t_read

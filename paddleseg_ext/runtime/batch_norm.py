@@ -67,7 +67,8 @@ def recompute_statistics(model, batches):
     def record(layer, inputs):
         x = inputs[0].astype("float64")
         axes = [0] + list(range(2, x.ndim))
-        seen[id(layer)].append((x.mean(axis=axes).numpy(), x.var(axis=axes, unbiased=False).numpy()))
+        mean = x.mean(axis=axes, keepdim=True)
+        seen[id(layer)].append((mean.flatten().numpy(), ((x - mean) ** 2).mean(axis=axes).numpy()))
 
     modes = [(m, m.training) for m in model.sublayers(include_self=True)]
     for _, layer in layers:

@@ -9,9 +9,7 @@ numbers. Example:
         --prediction-json-file output/result/panoptic.json --prediction-folder output/result/panoptic \\
         --results_file output/result/pq.json
 """
-import sys
-
-from panoptic_metrics.cli import main
+from panoptic_metrics.cli import console_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -6,10 +6,7 @@ then converted like a real one (tools/prepare_cityscapes.py). Same arguments, sa
 
     python tools/make_demo_dataset.py --out contrib/PanopticDeepLab/data/demo_cityscapes
 """
-import sys
-
-from paddleseg_ext.cli.common import run_cli
-from paddleseg_ext.cli.make_demo_dataset import main
+from paddleseg_ext.cli.make_demo_dataset import console_main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    console_main()

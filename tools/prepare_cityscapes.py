@@ -7,10 +7,7 @@ Existing outputs are skipped unless --force.
 
     python tools/prepare_cityscapes.py --root data/cityscapes
 """
-import sys
-
-from paddleseg_ext.cli.common import run_cli
-from paddleseg_ext.cli.prepare_cityscapes import main
+from paddleseg_ext.cli.prepare_cityscapes import console_main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    console_main()

@@ -5,10 +5,7 @@ Expects annotations/panoptic_{train,val}2017.json, annotations/panoptic_{train,v
 
     python tools/prepare_coco.py --root data/coco
 """
-import sys
-
-from paddleseg_ext.cli.common import run_cli
-from paddleseg_ext.cli.prepare_coco import main
+from paddleseg_ext.cli.prepare_coco import console_main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    console_main()

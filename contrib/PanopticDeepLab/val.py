@@ -5,11 +5,8 @@
 import os
 import sys
 
-# Run from a clone without `pip install -e .`: the repository root holds paddleseg_ext.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
-from paddleseg_ext.cli.common import run_cli  # noqa: E402
-from paddleseg_ext.cli.val import main  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))  # a clone, not installed
+from paddleseg_ext.cli.val import console_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    console_main()

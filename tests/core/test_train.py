@@ -11,6 +11,7 @@ import time
 import numpy as np
 import paddle
 import pytest
+from visualdl import LogReader
 
 from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.core import checkpoint as ckpt
@@ -97,11 +98,8 @@ def test_killed_then_resumed_run_matches_uninterrupted(workdir, tmp_path):
 
 @pytest.mark.slow
 def test_visualdl_scalars_read_back(workdir, tmp_path):
-    from visualdl import LogReader
-
     save = str(tmp_path / "vdl")
-    rc, out = _train(workdir, save, "--iters", "4", "--log_iters", "2", "--save_interval", "4", "--use_vdl",
-                     "--do_eval")
+    rc, out = _train(workdir, save, *"--iters 4 --log_iters 2 --save_interval 4 --use_vdl --do_eval".split())
     assert rc == 0, out
     logdir = os.path.join(save, "vdl_log")
     files = [f for f in os.listdir(logdir) if f.startswith("vdlrecords")]
@@ -109,7 +107,8 @@ def test_visualdl_scalars_read_back(workdir, tmp_path):
     reader = LogReader(file_path=os.path.join(logdir, files[0]))
     tags = reader.get_tags()
     scalars = set(tags.get("scalar", []))
-    for tag in ("Train/loss", "Train/loss_semantic", "Train/loss_center", "Train/loss_offset", "Train/lr"):
+    for tag in ("Train/loss", "Train/loss_semantic", "Train/loss_center", "Train/loss_offset", "Train/lr",
+                "Train/batch_cost", "Train/reader_cost"):
         assert tag in scalars, (tag, scalars)
     for tag in ("Evaluate/PQ", "Evaluate/SQ", "Evaluate/RQ", "Evaluate/PQ_things", "Evaluate/PQ_stuff",
                 "Evaluate/mIoU", "Evaluate/AP_semantic", "Evaluate/AP50_semantic_x_instance"):

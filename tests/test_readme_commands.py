@@ -286,7 +286,8 @@ def test_readme_help_commands(capsys):
         tokens = command["tokens"]
         assert _is_python(tokens[:1]) and tokens[1].endswith(".py") and tokens[2:] == ["--help"], command["text"]
         path = os.path.normpath(os.path.join(ROOT, command["cwd"], tokens[1]))
-        main = load_script(path).main
+        script = load_script(path)
+        main = getattr(script, "main", None) or script.console_main.main  # the shells import console_main
         try:
             rc = main(["--help"])
         except SystemExit as e:  # argparse

@@ -36,6 +36,7 @@ def console_entry(main):
     """A `console_scripts` entry point around `main(argv)`."""
     def entry():
         sys.exit(run_cli(main))
+    entry.main = main  # for tools that load a command shell and call its main(argv)
     return entry
 
 

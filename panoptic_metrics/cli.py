@@ -65,3 +65,6 @@ def main(argv=None):
 
 def console_main():
     sys.exit(main())
+
+
+console_main.main = main  # for tools that load a command shell and call its main(argv)

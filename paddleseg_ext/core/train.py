@@ -5,6 +5,7 @@ import math
 import os
 import random
 import time
+import types
 import warnings
 
 import numpy as np
@@ -13,8 +14,8 @@ from visualdl import LogWriter
 
 from . import checkpoint as ckpt
 from ..pipeline import build_predictor
-from ..runtime import (build, build_model, check_num_classes, freeze_statistics, init_distributed, load_config,
-                       merge_rank_statistics, recompute_statistics, setup_device)
+from ..runtime import (StatisticsBlend, build, build_model, check_num_classes, freeze_statistics, init_distributed,
+                       load_config, merge_rank_statistics, recompute_statistics, setup_device)
 from ..utils import UserInputError, check_writable_dir
 from .sampler import IterationBatchSampler, SeededDataset, collate_samples, raise_load_error
 from .signals import Interrupted, StopSignals
@@ -136,10 +137,12 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
             ckpt.prune_checkpoints(save_dir, keep_checkpoint_max, protect=(last_ckpt,))
             _log(rank, "[TRAIN] saved {}".format(last_ckpt))
 
-    freeze_at, precise_batches = bn_freeze_settings(cfg, config, total_iters)
-    bn_frozen = False
-    if freeze_at is not None:
-        _log(rank, "[TRAIN] BatchNorm statistics freeze after iteration {}".format(freeze_at))
+    bn = bn_freeze_settings(cfg, config, total_iters)
+    bn_fixed, blend = False, None
+    if bn is not None:
+        _log(rank, "[TRAIN] BatchNorm statistics: batch statistics blended out over iterations {}-{}, frozen "
+                   "after".format(bn.start + 1, bn.end) if bn.end > bn.start else
+             "[TRAIN] BatchNorm statistics frozen after iteration {}".format(bn.end))
     # Paddle warns on every run that BatchNorm tracks its statistics in train mode: noise, not news.
     warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
     t_start = time.time()
@@ -148,17 +151,25 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
         t_read = time.time()
         for batch in loader:
             it += 1
-            if freeze_at is not None and it > freeze_at:
-                if not bn_frozen and it == freeze_at + 1:
-                    # statistics of the current weights (the running averages lag them), the same on every rank
-                    used = recompute_statistics(model, _precise_batches(train_ds, cfg.batch_size, seed, it, rank, nranks,
-                                                                        precise_batches))
-                    if nranks > 1:
-                        merge_rank_statistics(model)
-                    _log(rank, "[TRAIN] iteration {}: BatchNorm statistics recomputed over {} batch(es) and "
-                               "frozen".format(it, used))
-                    t_read = time.time()  # the recomputation is not this iteration's data loading
-                bn_frozen = True
+            if bn is not None and it > bn.start:
+                if not bn_fixed:
+                    if it == bn.start + 1:
+                        # statistics of the current weights (the running averages lag them), the same on every rank
+                        used = recompute_statistics(model, _precise_batches(train_ds, cfg.batch_size, seed, it, rank,
+                                                                            nranks, bn.precise_batches))
+                        if nranks > 1:
+                            merge_rank_statistics(model)
+                        _log(rank, "[TRAIN] iteration {}: BatchNorm statistics recomputed over {} batch(es) and "
+                                   "fixed".format(it, used))
+                        t_read = time.time()  # the recomputation is not this iteration's data loading
+                    bn_fixed = True
+                    if it <= bn.end:
+                        blend = StatisticsBlend(model)
+                if blend is not None and it > bn.end:
+                    blend.remove()
+                    blend = None
+                if blend is not None:
+                    blend.alpha = (bn.end - it + 1) / float(bn.end - bn.start)
                 freeze_statistics(model)  # again after each evaluation's model.train()
             reader_cost = time.time() - t_read
             raise_load_error(batch)
@@ -220,6 +231,8 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                 if nranks > 1 and "gpu" not in dev:
                     merge_rank_statistics(model)
                 if do_eval:
+                    if blend is not None:
+                        blend.active = False  # evaluation normalises with the running statistics
                     try:
                         last_metrics = evaluate(predictor, val_ds, writer=writer, step=it, max_images=max_eval_images)
                     except Exception as e:
@@ -230,6 +243,9 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                         raise
                     finally:
                         model.train()
+                        if blend is not None:
+                            blend.active = True
+                            freeze_statistics(model)
                     pq = float(last_metrics["panoptic"]["All"]["pq"])
                     if pq > best_pq:
                         best_pq, best_iter = pq, it
@@ -266,27 +282,41 @@ def parameter_checksum(model):
 
 
 def bn_freeze_settings(cfg, path, total_iters):
-    """The config's ``batch_norm:`` block as (freeze iteration or None, precise batches).
+    """The config's ``batch_norm:`` block: None, or a namespace with `start`, `end` (iterations) and
+    `precise_batches`.
 
-    ``freeze_statistics_at``: an iteration number, or a fraction of the run's iterations (a number between
-    0 and 1, e.g. 0.7). After that iteration the running statistics are recomputed with the current weights
-    over ``precise_batches`` training batches (default 10; 0 keeps the running averages) and frozen:
-    BatchNorm layers normalise with them and stop updating them, so the last iterations train in the
-    normalisation the network is evaluated with (see README, "BatchNorm statistics").
+    ``freeze_statistics_at`` (`end`): after this iteration every BatchNorm layer normalises with fixed
+    statistics, as evaluation does, and stops updating them. ``blend_from`` (`start`, default: the same):
+    after this iteration the statistics are recomputed with the current weights over ``precise_batches``
+    training batches (default 10; 0 keeps the running averages) and fixed, and until `end` the layers
+    normalise with a blend of the batch's statistics and the fixed ones whose batch share falls linearly
+    from 1 to 0, so the network moves to the fixed statistics gradually. Both take an iteration number or
+    a fraction of the run's iterations (a number between 0 and 1, e.g. 0.7). See README, "BatchNorm statistics".
     """
     block = cfg.dic.get("batch_norm") or {}
-    value = block.get("freeze_statistics_at")
     precise = block.get("precise_batches", 10)
     if isinstance(precise, bool) or not isinstance(precise, int) or precise < 0:
         raise UserInputError("batch_norm.precise_batches in {} must be a number of batches >= 0, got {!r}".format(
             path, precise))
-    if value is None:
-        return None, precise
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-            isinstance(value, float) and value >= 1):
-        raise UserInputError("batch_norm.freeze_statistics_at in {} must be an iteration number or a fraction of "
-                             "the iterations in (0, 1), got {!r}".format(path, value))
-    return (int(round(value * total_iters)) if isinstance(value, float) else int(value)), precise
+
+    def iteration(key, default):
+        value = block.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                isinstance(value, float) and value >= 1):
+            raise UserInputError("batch_norm.{} in {} must be an iteration number or a fraction of the iterations "
+                                 "in (0, 1), got {!r}".format(key, path, value))
+        return int(round(value * total_iters)) if isinstance(value, float) else int(value)
+
+    if block.get("freeze_statistics_at") is None:
+        if "blend_from" in block:
+            raise UserInputError("batch_norm.blend_from in {} needs batch_norm.freeze_statistics_at".format(path))
+        return None
+    end = iteration("freeze_statistics_at", None)
+    start = iteration("blend_from", block["freeze_statistics_at"])
+    if start > end:
+        raise UserInputError("batch_norm.blend_from ({}) in {} comes after freeze_statistics_at ({})".format(
+            start, path, end))
+    return types.SimpleNamespace(start=start, end=end, precise_batches=precise)
 
 
 def _precise_batches(dataset, batch_size, seed, iteration, rank, nranks, count):

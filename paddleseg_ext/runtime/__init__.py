@@ -1,7 +1,7 @@
 """Set-up layer under the loops: device and distributed start, config loading and checks, model
 building and weights, dataset metadata, post-processing settings. Nothing here names a model."""
-from .batch_norm import (batch_norm_layers, freeze_statistics, merge_rank_statistics,  # noqa: F401
-                         per_image_statistics, recompute_statistics)
+from .batch_norm import (StatisticsBlend, batch_norm_layers, freeze_statistics,  # noqa: F401
+                         merge_rank_statistics, per_image_statistics, recompute_statistics)
 from .config import (build, check_num_classes, load_config, model_class, paddleseg_log_level,  # noqa: F401
                      postprocess_params)
 from .device import all_sum, init_distributed, is_main_process, setup_device, synchronize  # noqa: F401

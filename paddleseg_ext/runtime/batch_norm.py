@@ -96,6 +96,43 @@ def recompute_statistics(model, batches):
     return count
 
 
+class StatisticsBlend:
+    """While installed, every BatchNorm layer of `model` normalises with ``alpha`` x its batch's statistics +
+    ``(1 - alpha)`` x its running statistics, which stay fixed (the layers are put in eval mode); the
+    gradient flows through the batch part. Lowering `alpha` from 1 to 0 over some iterations moves a network
+    from batch statistics to frozen ones gradually instead of in one step. Assumes NCHW inputs.
+    """
+
+    def __init__(self, model, alpha=1.0):
+        self.alpha = float(alpha)
+        self.active = True  # False: the layers normalise with the running statistics alone (evaluation)
+        self._hooks = [layer.register_forward_post_hook(self._blend) for _, layer in batch_norm_layers(model)]
+        freeze_statistics(model)
+
+    def _blend(self, layer, inputs, output):
+        if not self.active:
+            return None
+        x = inputs[0]
+        axes = [0] + list(range(2, x.ndim))
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        batch_mean = x.mean(axis=axes, keepdim=True)
+        batch_var = ((x - batch_mean) ** 2).mean(axis=axes, keepdim=True)
+        a = self.alpha
+        mean = a * batch_mean + (1.0 - a) * layer._mean.reshape(shape)
+        var = a * batch_var + (1.0 - a) * layer._variance.reshape(shape)
+        y = (x - mean) / paddle.sqrt(var + layer._epsilon)
+        if layer.weight is not None:
+            y = y * layer.weight.reshape(shape)
+        if layer.bias is not None:
+            y = y + layer.bias.reshape(shape)
+        return y
+
+    def remove(self):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+
 def freeze_statistics(model):
     """Put every BatchNorm layer in eval mode (normalise with the running statistics, stop updating
     them) while the rest of `model` stays in train mode; their scale and shift still learn.

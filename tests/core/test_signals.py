@@ -77,17 +77,21 @@ def _run(setup, args, timeout=180):
     return p.returncode, out
 
 
-def _wait_for(pattern, proc, timeout=120):
+def _wait_until(condition, proc, what="the condition", timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        found = glob.glob(pattern)
+        found = condition()
         if found:
             return found
         if proc.poll() is not None:
-            raise AssertionError("training ended before {} appeared:\n{}".format(pattern, proc.stdout.read()))
+            raise AssertionError("training ended before {}:\n{}".format(what, proc.stdout.read()))
         time.sleep(0.05)
     proc.kill()
-    raise AssertionError("timed out waiting for " + pattern)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def _wait_for(pattern, proc, timeout=120):
+    return _wait_until(lambda: glob.glob(pattern), proc, pattern + " appeared", timeout)
 
 
 def assert_checkpoints_complete(save):
@@ -181,8 +185,12 @@ def test_signals_at_random_times_never_break_a_checkpoint(setup, tmp_path):
         extra = ["--save_interval", "1", "--keep_checkpoint_max", str(keep)]
         if ckpt.list_checkpoints(save):
             extra += ["--resume_model", save]
+        before = len(os.listdir(markers))
         p = _start(setup, _train_args(setup, save, total, *extra), markers=markers, seconds=0.2)
-        time.sleep(rng.uniform(2.0, 5.0))
+        # random times counted from the first checkpoint write, not from launch: start-up time differs
+        # between machines (on a slow one, a fixed delay can fall before training begins in every trial)
+        _wait_until(lambda: len(os.listdir(markers)) > before, p)
+        time.sleep(rng.uniform(0.0, 2.0))
         sig = rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
         p.send_signal(sig)
         out, _ = p.communicate(timeout=60)
@@ -192,8 +200,9 @@ def test_signals_at_random_times_never_break_a_checkpoint(setup, tmp_path):
         assert len(done) <= keep + 1, (trial, sig, done)
         if "[TRAIN] interrupted by signal" in out and done:  # (not when the signal came during start-up)
             assert "last complete checkpoint: {}".format(os.path.join(save, "iter_{}".format(done[-1]))) in out
+    resume = ["--resume_model", save] if ckpt.list_checkpoints(save) else []
     rc, out = _run(setup, _train_args(setup, save, total, "--save_interval", "1", "--keep_checkpoint_max",
-                                      str(keep), "--resume_model", save))
+                                      str(keep), *resume))
     assert rc == 0, out
     assert assert_checkpoints_complete(save) == [total - 1, total]
     assert not [n for n in os.listdir(save) if n.startswith(".tmp_") or ".old_" in n]

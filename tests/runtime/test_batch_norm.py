@@ -11,8 +11,8 @@ import paddle.nn as nn
 import pytest
 import yaml
 
-from paddleseg_ext.runtime.batch_norm import (batch_norm_layers, freeze_statistics, merge_rank_statistics,
-                                              per_image_statistics, recompute_statistics)
+from paddleseg_ext.runtime.batch_norm import (StatisticsBlend, batch_norm_layers, freeze_statistics,
+                                              merge_rank_statistics, per_image_statistics, recompute_statistics)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CFG = os.path.join(ROOT, "configs", "panoptic_deeplab", "panoptic_deeplab_demo_cpu.yml")
@@ -96,6 +96,42 @@ def test_recompute_statistics_gives_the_statistics_of_all_batches_under_the_curr
     assert recompute_statistics(net, iter([])) == 0
 
 
+def test_statistics_blend_moves_from_batch_to_running_statistics():
+    paddle.seed(0)
+    net = _PoolNet()
+    _set_stats(net.bn, [0.5, -0.5, 1.0, 0.0], [2.0, 0.5, 1.0, 4.0])
+    x = paddle.to_tensor(np.random.RandomState(3).randn(3, 3, 5, 6).astype(np.float32) * 2)
+    with paddle.no_grad():
+        net.train()
+        batch_out = net(x)[0].numpy()
+        _set_stats(net.bn, [0.5, -0.5, 1.0, 0.0], [2.0, 0.5, 1.0, 4.0])  # train mode updated them
+        net.eval()
+        running_out = net(x)[0].numpy()
+        conv = net.conv(x)
+    net.train()
+    blend = StatisticsBlend(net, alpha=1.0)
+    assert not net.bn.training and not net.pool_bn.training  # the running statistics stay as they are
+    with paddle.no_grad():
+        np.testing.assert_allclose(net(x)[0].numpy(), batch_out, rtol=1e-4, atol=1e-4)
+        blend.alpha = 0.0
+        np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)
+        blend.alpha = 0.25
+        half = net(x)[0].numpy()
+        blend.active = False
+        np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)
+    c = conv.numpy()
+    mean = 0.25 * c.mean(axis=(0, 2, 3)) + 0.75 * np.array([0.5, -0.5, 1.0, 0.0])
+    var = 0.25 * c.var(axis=(0, 2, 3)) + 0.75 * np.array([2.0, 0.5, 1.0, 4.0])
+    expect = (c - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5) * \
+        net.bn.weight.numpy()[None, :, None, None] + net.bn.bias.numpy()[None, :, None, None]
+    np.testing.assert_allclose(half, expect, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(net.bn._mean.numpy(), [0.5, -0.5, 1.0, 0.0])
+    blend.remove()
+    blend.active = True
+    with paddle.no_grad():
+        np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)  # hooks gone
+
+
 def test_merge_rank_statistics_is_the_identity_on_one_rank():
     net = _PoolNet()
     _set_stats(net.bn, [1, 2, 3, 4], [2, 3, 4, 5])
@@ -143,24 +179,42 @@ def test_merge_rank_statistics_over_two_processes_is_exact(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_freezes_statistics_from_the_configured_iteration(demo_root, tmp_path):
+def test_training_fixes_statistics_blends_them_in_and_freezes_them(demo_root, tmp_path):
     from paddleseg_ext.core.train import train
 
-    cfg = {"_base_": DEMO_CFG, "batch_size": 2, "iters": 4,
-           "batch_norm": {"freeze_statistics_at": 2, "precise_batches": 2},
+    cfg = {"_base_": DEMO_CFG, "batch_size": 2, "iters": 5,
+           "batch_norm": {"blend_from": 2, "freeze_statistics_at": 4, "precise_batches": 2},
            "train_dataset": {"dataset_root": demo_root}, "val_dataset": {"dataset_root": demo_root}}
     path = tmp_path / "freeze.yml"
     path.write_text(yaml.safe_dump(cfg))
-    train(str(path), save_dir=str(tmp_path / "out"), save_interval=1, log_iters=2, device="cpu")
-    at2 = paddle.load(str(tmp_path / "out" / "iter_2" / "model.pdparams"))
-    at3 = paddle.load(str(tmp_path / "out" / "iter_3" / "model.pdparams"))
-    at4 = paddle.load(str(tmp_path / "out" / "iter_4" / "model.pdparams"))
-    stats = [k for k in at2 if k.endswith("._mean") or k.endswith("._variance")]
-    weights = [k for k in at2 if k.endswith(".weight")]
+    train(str(path), save_dir=str(tmp_path / "out"), save_interval=1, log_iters=1, device="cpu")
+    at = {i: paddle.load(str(tmp_path / "out" / "iter_{}".format(i) / "model.pdparams")) for i in (2, 3, 4, 5)}
+    stats = [k for k in at[2] if k.endswith("._mean") or k.endswith("._variance")]
+    weights = [k for k in at[2] if k.endswith(".weight")]
     assert stats and weights
-    # recomputed after iteration 2 (not the running averages of iteration 2), then frozen
-    assert sum(not np.array_equal(at2[k].numpy(), at3[k].numpy()) for k in stats) > len(stats) // 2
-    for k in stats:
-        np.testing.assert_array_equal(at3[k].numpy(), at4[k].numpy(), err_msg=k)
+    # recomputed after iteration 2 (not the running averages of iteration 2), then fixed while blending
+    # (iterations 3, 4) and frozen (5) ...
+    assert sum(not np.array_equal(at[2][k].numpy(), at[3][k].numpy()) for k in stats) > len(stats) // 2
+    for i in (4, 5):
+        for k in stats:
+            np.testing.assert_array_equal(at[3][k].numpy(), at[i][k].numpy(), err_msg=k)
     # ... while the network (BatchNorm scales and shifts included) kept learning
-    assert sum(not np.array_equal(at3[k].numpy(), at4[k].numpy()) for k in weights) > len(weights) // 2
+    assert sum(not np.array_equal(at[4][k].numpy(), at[5][k].numpy()) for k in weights) > len(weights) // 2
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"freeze_statistics_at": 1.5}, "freeze_statistics_at"),
+    ({"freeze_statistics_at": 0.5, "blend_from": 0.7}, "comes after"),
+    ({"blend_from": 0.2}, "needs batch_norm.freeze_statistics_at"),
+    ({"freeze_statistics_at": 3, "precise_batches": -1}, "precise_batches"),
+])
+def test_bad_batch_norm_block_is_a_one_line_error(block, message):
+    from paddleseg.cvlibs import Config
+
+    from paddleseg_ext.core.train import bn_freeze_settings
+    from paddleseg_ext.utils import UserInputError
+
+    cfg = Config(DEMO_CFG)
+    cfg.dic["batch_norm"] = block
+    with pytest.raises(UserInputError, match=message):
+        bn_freeze_settings(cfg, "x.yml", 10)

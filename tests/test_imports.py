@@ -157,6 +157,7 @@ import importlib, json, sys
 names = sys.argv[1:]
 before = None
 if names[0] == "paddleseg_ext":
+    import zlib, cv2  # as paddleseg_ext/__init__.py does first (Paddle 2.6's zlib clash)
     import paddleseg.utils, paddleseg.utils.utils as ps_utils
     before = [id(ps_utils.load_pretrained_model), id(paddleseg.utils.load_pretrained_model)]
 for name in names:

@@ -49,6 +49,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.static.nn import while_loop
 
+from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
+
 from ...utils import UserInputError
 
 #: bits per float64 word of the mask-pattern codes (sums of distinct powers of 2 below 2^53 are exact),
@@ -72,6 +74,13 @@ DEFAULTS = {
     "instance_threshold": 0.2,    # COMBINE.INST_THRESH
     "mask_block": 4,              # maps upsampled to the original size at once (memory bound)
 }
+
+
+# the type each scalar setting is read as (pool_sizes, a list, is checked on its own)
+_SETTING_TYPES = {"thing_threshold": float, "stuff_threshold": float, "top_per_level": int,
+                  "similarity_threshold": float, "class_specific": bool, "mask_threshold": float,
+                  "score_threshold": float, "max_instances": int, "overlap_threshold": float,
+                  "stuff_area": float, "instance_threshold": float, "mask_block": int}
 
 
 def _i64(x):
@@ -319,7 +328,7 @@ class PanopticFCNPostprocess(nn.Layer):
     `PanopticFCN.forward` returns them.
     """
 
-    def __init__(self, num_levels, layout, label_divisor=1000, void_label=255000, common_stride=4, **params):
+    def __init__(self, num_levels, layout, label_divisor=1000, void_label=DEFAULT_VOID_LABEL, common_stride=4, **params):
         super().__init__()
         unknown = sorted(set(params) - set(DEFAULTS))
         if unknown:
@@ -336,18 +345,8 @@ class PanopticFCNPostprocess(nn.Layer):
         self.label_divisor = int(label_divisor)
         self.void_label = int(void_label)
         self.common_stride = int(common_stride)
-        self.thing_threshold = float(p["thing_threshold"])
-        self.stuff_threshold = float(p["stuff_threshold"])
-        self.top_per_level = int(p["top_per_level"])
-        self.similarity_threshold = float(p["similarity_threshold"])
-        self.class_specific = bool(p["class_specific"])
-        self.mask_threshold = float(p["mask_threshold"])
-        self.score_threshold = float(p["score_threshold"])
-        self.max_instances = int(p["max_instances"])
-        self.overlap_threshold = float(p["overlap_threshold"])
-        self.stuff_area = float(p["stuff_area"])
-        self.instance_threshold = float(p["instance_threshold"])
-        self.mask_block = int(p["mask_block"])
+        for key, kind in _SETTING_TYPES.items():
+            setattr(self, key, kind(p[key]))
         if self.top_per_level < 1 or self.max_instances < 1 or self.mask_block < 1:
             raise UserInputError("postprocess: top_per_level, max_instances and mask_block must be >= 1")
         if self.max_instances >= self.label_divisor:
@@ -413,6 +412,10 @@ class PanopticFCNPostprocess(nn.Layer):
         Returns:
             the `forward` tuple.
         """
+        if probs.shape[0] == 0:  # one empty, invalid slot instead: Paddle 2.6 has no 0-size matmul / reduce
+            probs = paddle.zeros([1] + list(probs.shape[1:]), dtype=probs.dtype)
+            scores, classes = paddle.zeros([1], dtype=scores.dtype), paddle.zeros([1], dtype=classes.dtype)
+            keep = paddle.zeros([1], dtype="bool")
         stuff_channel, best_stuff = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
         bits, counts, inverse = mask_patterns(probs, valid_hw, ori_hw, self.mask_threshold, self.mask_block,
                                               self.common_stride)

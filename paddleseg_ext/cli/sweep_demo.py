@@ -166,6 +166,7 @@ def main(argv=None):
     dataset_seeds = a.dataset_seeds or ([OVERFIT["dataset_seed"]] if a.overfit else [0, 21])
     nprocs = a.nprocs or ([1] if a.overfit else [1, 2])
     min_pq = (a.min_pq / 100.0) if a.min_pq is not None else (OVERFIT["min_pq"] if a.overfit else 0.65)
+    a.out = os.path.abspath(a.out)  # the runs work in the command folder
     os.makedirs(a.out, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")

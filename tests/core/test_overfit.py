@@ -12,14 +12,17 @@ import pytest
 from paddleseg_ext.cli.sweep_demo import OVERFIT, overfit_config
 from paddleseg_ext.core.train import train
 from paddleseg_ext.datasets.demo_dataset import make_demo_dataset
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, ROOT
+
+FCN_DEMO_CONFIG = os.path.join(ROOT, "configs", "panoptic_fcn", "panoptic_fcn_demo_cpu.yml")
 
 
 @pytest.mark.slow
-def test_training_overfits_two_frames_to_pq_80(tmp_path):
+@pytest.mark.parametrize("base", [DEMO_CONFIG, FCN_DEMO_CONFIG], ids=["panoptic_deeplab", "panoptic_fcn"])
+def test_training_overfits_two_frames_to_pq_80(tmp_path, base):
     data_root = str(tmp_path / "data")
     make_demo_dataset(data_root, seed=OVERFIT["dataset_seed"], num_train=OVERFIT["num_train"], num_val=0)
-    config = overfit_config(str(tmp_path / "overfit.yml"), data_root, DEMO_CONFIG, seed=0)
+    config = overfit_config(str(tmp_path / "overfit.yml"), data_root, base, seed=0)
     iters = OVERFIT["iters"]
 
     result = train(config, save_dir=str(tmp_path / "out"), save_interval=iters, do_eval=True, log_iters=50,

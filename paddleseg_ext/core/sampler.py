@@ -2,6 +2,7 @@
 random augmentations) an uninterrupted run would have seen."""
 import json
 import random
+import threading
 import traceback
 
 import numpy as np
@@ -58,6 +59,9 @@ class IterationBatchSampler(paddle.io.Sampler):
         return max(self.total_iters - self.start_iter, 0)
 
 
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
 class SeededDataset(paddle.io.Dataset):
     """Wraps a dataset so that item `(index, sample_seed)` seeds `random` and `numpy.random` first.
 
@@ -72,6 +76,14 @@ class SeededDataset(paddle.io.Dataset):
 
     def __getitem__(self, key):
         index, sample_seed = key
+        # One sample at a time per process: with num_workers=0 each DataLoader reads in a thread of this
+        # process, and the global RNGs are shared; a second loader (the BatchNorm statistics batches) running
+        # while the training loader prefetches would interleave their random draws and make the run differ
+        # from one launch to the next.
+        with _GLOBAL_RNG_LOCK:
+            return self._load(index, sample_seed)
+
+    def _load(self, index, sample_seed):
         random.seed(sample_seed)
         np.random.seed(sample_seed)
         try:

@@ -1,4 +1,8 @@
 """Iteration sampler: exact resume, rank sharding, per-sample seeds."""
+import random
+import threading
+import time
+
 import numpy as np
 import paddle
 
@@ -43,3 +47,42 @@ def test_seeded_dataset_reproduces_randomness():
     ds = SeededDataset(Rand())
     assert ds[(1, 42)] == ds[(1, 42)]
     assert ds[(1, 42)] != ds[(1, 43)]
+
+
+class _SlowRandomDataset:
+    """Each item draws from the global RNGs in several steps, yielding the thread in between."""
+
+    def __getitem__(self, index):
+        draws = []
+        for _ in range(5):
+            draws.append(np.random.rand())
+            time.sleep(0.002)
+            draws.append(random.random())
+        return draws
+
+    def __len__(self):
+        return 8
+
+
+def test_seeded_dataset_is_reproducible_while_another_thread_reads_it():
+    """With num_workers=0 a DataLoader reads in a thread, so the training loader and a second loader (the
+    BatchNorm statistics batches) read at the same time; each item must still get exactly its seed's draws."""
+    ds = SeededDataset(_SlowRandomDataset())
+    keys = [(i % 8, 1000 + i) for i in range(12)]
+    alone = [ds[k] for k in keys]
+    other = [(i % 8, 5000 + i) for i in range(12)]
+    stop = threading.Event()
+
+    def read_other():
+        while not stop.is_set():
+            for k in other:
+                ds[k]
+
+    t = threading.Thread(target=read_other)
+    t.start()
+    try:
+        together = [ds[k] for k in keys]
+    finally:
+        stop.set()
+        t.join()
+    assert together == alone

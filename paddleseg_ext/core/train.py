@@ -102,9 +102,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
 
     sampler = IterationBatchSampler(len(train_ds), cfg.batch_size, total_iters, start_iter=start_iter,
                                     seed=seed, rank=rank, nranks=nranks, shuffle=True)
-    loader = paddle.io.DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=num_workers,
-                                  return_list=True, use_shared_memory=num_workers > 0, collate_fn=collate_samples,
-                                  worker_init_fn=StopSignals.worker_signals if num_workers > 0 else None)
+    loader = _seeded_loader(train_ds, sampler, num_workers)
 
     writer = LogWriter(os.path.join(save_dir, "vdl_log")) if use_vdl and rank == 0 else None
 
@@ -244,8 +242,7 @@ def train(config, iters=None, batch_size=None, learning_rate=None, save_interval
                     finally:
                         model.train()
                         if blend is not None:
-                            blend.active = True
-                            freeze_statistics(model)
+                            blend.active = True  # (the next iteration freezes the statistics again)
                     pq = float(last_metrics["panoptic"]["All"]["pq"])
                     if pq > best_pq:
                         best_pq, best_iter = pq, it
@@ -319,14 +316,20 @@ def bn_freeze_settings(cfg, path, total_iters):
     return types.SimpleNamespace(start=start, end=end, precise_batches=precise)
 
 
+def _seeded_loader(dataset, sampler, num_workers=0):
+    """A DataLoader of `dataset`'s samples for the batches of keys `sampler` yields, each sample seeded
+    (`SeededDataset`); load errors travel as data (`collate_samples`, `raise_load_error`)."""
+    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
+                                return_list=True, use_shared_memory=num_workers > 0, collate_fn=collate_samples,
+                                worker_init_fn=StopSignals.worker_signals if num_workers > 0 else None)
+
+
 def _precise_batches(dataset, batch_size, seed, iteration, rank, nranks, count):
     """`count` training batches (this rank's share) for `recompute_statistics`, from their own sampler so
     that the training batches, and an exact resume, are not affected."""
     sampler = IterationBatchSampler(len(dataset), batch_size, count, seed=seed + 7919 * iteration, rank=rank,
                                     nranks=nranks, shuffle=True)
-    loader = paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=0, return_list=True,
-                                  collate_fn=collate_samples)
-    for batch in loader:
+    for batch in _seeded_loader(dataset, sampler):
         raise_load_error(batch)
         yield _to_tensors(batch)["img"]
 

@@ -19,7 +19,7 @@ network: forward time (eval, no_grad, random weights, backbone `pretrained` remo
 PanopticFCN (also without its deformable position head, whose CPU kernel is slow) and of the R50
 Panoptic-DeepLab config at the same input size.
 
-overfit: the setting of tests/test_overfit.py (2 generated frames, seed 3; no augmentation; both frames
+overfit: the setting of tests/core/test_overfit.py (2 generated frames, seed 3; no augmentation; both frames
 in every batch) with the demo config's model, optimizer and schedule, trained by a plain loop here
 (not the project's training loop); reports PQ on those frames with `PanopticFCNPostprocess` +
 `PanopticEvaluator`, and the time.

@@ -12,4 +12,9 @@ source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 CPUS="$(nproc 2>/dev/null || echo 1)"
 WORKERS="${TEST_WORKERS:-$(( CPUS < 4 ? CPUS : 4 ))}"
-exec python -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist loadfile --no-loadscope-reorder tests "$@"
+# Test files or folders among the arguments (e.g. tests/core/test_val.py::test_tta_runs) replace "tests".
+TARGET=(tests)
+for arg in "$@"; do
+    if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then TARGET=(); break; fi
+done
+exec python -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist loadfile --no-loadscope-reorder "${TARGET[@]}" "$@"

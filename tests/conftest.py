@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRIB = os.path.join(ROOT, "contrib", "PanopticDeepLab")
 CONFIG_DIR = os.path.join(ROOT, "configs", "panoptic_deeplab")
 DEMO_CONFIG = os.path.join(CONFIG_DIR, "panoptic_deeplab_demo_cpu.yml")
+FCN_DEMO_CONFIG = os.path.join(ROOT, "configs", "panoptic_fcn", "panoptic_fcn_demo_cpu.yml")
 INFER_SCRIPT = os.path.join(ROOT, "deploy", "python", "infer.py")
 
 # The demo_root dataset: tools/make_demo_dataset.py defaults (8 train + 4 val frames, 128x256).

@@ -1,13 +1,9 @@
 """Acceptance for PanopticFCN: its demo config overfits 2 generated frames to PQ >= 80 (the protocol and
 the check are those of `tests/core/test_overfit.py`)."""
-import os
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import FCN_DEMO_CONFIG
 from tests.core.test_overfit import check_overfit
-
-FCN_DEMO_CONFIG = os.path.join(ROOT, "configs", "panoptic_fcn", "panoptic_fcn_demo_cpu.yml")
 
 
 @pytest.mark.slow

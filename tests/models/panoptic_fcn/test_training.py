@@ -5,9 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import CONTRIB, ROOT, run_script
-
-FCN_DEMO_CONFIG = os.path.join(ROOT, "configs", "panoptic_fcn", "panoptic_fcn_demo_cpu.yml")
+from tests.conftest import CONTRIB, FCN_DEMO_CONFIG, run_script
 
 
 @pytest.mark.slow

@@ -37,9 +37,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a test that takes more than a few seconds (end-to-end runs)")
 
 
-#: the longest test files (a 500-iteration training each, minutes on a CPU), collected first: run_tests.sh's
-#: workers (pytest-xdist, --dist loadfile --no-loadscope-reorder) take whole files in collection order, so
-#: these two start at once on two workers while the others share the remaining files
+#: the longest test files (a 500-iteration training each, minutes on a CPU), collected first: pytest-xdist
+#: workers take whole files in collection order (pytest.ini), so these two start at once on two workers
+#: while the others share the remaining files
 LONGEST_FILES = ("tests/core/test_overfit.py", "tests/models/panoptic_fcn/test_overfit.py")
 
 

@@ -4,8 +4,8 @@ training loop and evaluating those frames with the real evaluation reaches PQ >=
 The protocol is `tools/sweep_demo.py --overfit` (`paddleseg_ext.cli.sweep_demo`): 2 frames of dataset seed
 3, both in every batch, preprocessed as for evaluation. `python tools/sweep_demo.py --overfit --seeds 0 1 2`
 runs it for 3 seeds (README, "Quick start"); CI runs seed 0 of each model: Panoptic-DeepLab here,
-PanopticFCN in `tests/models/panoptic_fcn/test_overfit.py` (two files, so that parallel workers of
-`run_tests.sh`, which keep each file on one worker, can run the two long trainings side by side).
+PanopticFCN in `tests/models/panoptic_fcn/test_overfit.py` (two files, so that parallel workers,
+which keep each file on one worker (pytest.ini), can run the two long trainings side by side).
 """
 import os
 

@@ -26,5 +26,7 @@ for _k, _v in LABEL_ID_TO_TRAIN_ID.items():
     LABEL_ID_TO_TRAIN_ID_LUT[_k] = _v
 #: train id -> Cityscapes label id (for writing results in the official format)
 TRAIN_ID_TO_LABEL_ID = {l.trainId: l.id for l in _TRAIN_LABELS}
+#: the category ids of Cityscapes' panoptic json files are its label ids
+TRAIN_ID_TO_CATEGORY_ID = TRAIN_ID_TO_LABEL_ID
 
 assert len(CLASS_NAMES) == NUM_CLASSES and THING_IDS == list(range(11, 19))

@@ -16,6 +16,8 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
     """Class metadata of a config's dataset.
 
     Returns a namespace with `num_classes`, `thing_ids`, `class_names`, `palette` (uint8 [C, 3]),
+    `category_ids` (train id -> the dataset's own category id, for files written in the dataset's format:
+    Cityscapes label ids, COCO category ids, a custom dataset's json ids; train ids themselves otherwise),
     `label_divisor`, `ignore_index` and `void_label` (= ignore_index * label_divisor, the void value of
     panoptic maps in this project). Known datasets (CityscapesPanoptic, CocoPanoptic) use their
     metadata modules; other dataset types are built (which needs their data).
@@ -26,12 +28,14 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
     if meta is not None:
         thing_ids, class_names, palette = list(meta.THING_IDS), list(meta.CLASS_NAMES), meta.PALETTE
         num_classes = meta.NUM_CLASSES
+        category_ids = [int(meta.TRAIN_ID_TO_CATEGORY_ID[i]) for i in range(num_classes)]
     else:
         builder = builder or SegBuilder(cfg)
         ds = build(builder, "val_dataset" if cfg.val_dataset_cfg else "train_dataset", cfg_path)
         thing_ids, class_names = list(ds.thing_ids), list(getattr(ds, "class_names", []))
         num_classes = int(ds.num_classes)
         palette = getattr(ds, "palette", None)
+        category_ids = list(getattr(ds, "category_ids", None) or range(num_classes))
     model_nc = cfg.model_cfg.get("num_classes")
     if model_nc is not None and int(model_nc) != int(num_classes):
         raise UserInputError("num_classes mismatch in {}: model.num_classes={} but dataset {} has {} classes".format(
@@ -44,5 +48,5 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
     ignore_index = int(ds_cfg.get("ignore_index", 255))
     return types.SimpleNamespace(
         num_classes=int(num_classes), thing_ids=[int(t) for t in thing_ids], class_names=class_names,
-        palette=class_palette(int(num_classes), palette), label_divisor=label_divisor,
+        category_ids=[int(c) for c in category_ids], palette=class_palette(int(num_classes), palette), label_divisor=label_divisor,
         ignore_index=ignore_index, void_label=ignore_index * label_divisor)

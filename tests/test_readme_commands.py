@@ -1,6 +1,7 @@
-"""The README's commands work: every shell command of README.md that runs on the demo data is executed.
+"""The manual's commands work: every shell command of README.md and docs/*.md that runs on the demo data is executed.
 
-How commands are found: every fenced ```bash / ```shell / ```sh block of README.md, in order; lines ending
+How commands are found: every fenced ```bash / ```shell / ```sh block of README.md, then of the pages in docs/
+(in the order of `DOC_PAGES`, then any other page alphabetically), in order; lines ending
 in a backslash are joined and `#` comments dropped. A block runs from `contrib/PanopticDeepLab/` unless its
 first line is the comment `# repository root` (then from the repository root); `cd DIR` inside a block
 changes the folder for the rest of that block, `export NAME=VALUE` sets a variable for all later commands
@@ -8,23 +9,25 @@ changes the folder for the rest of that block, `export NAME=VALUE` sets a variab
 its own interpreter).
 
 Which commands run (rules applied in this order):
+0. skipped: a command that an earlier page or block already ran, word for word from the same folder (except
+   `train.py`, whose repetition resumes a training);
 1. skipped: `bash run_demo.sh` / `bash run_tests.sh` (installs and trains for minutes, or would run this
-   suite recursively; the lead times them);
+   suite recursively);
 2. skipped: installing or downloading (`pip`, `python -m pip`, `python3 -m venv`, `wget`, `curl`, `git`,
    `mkdir` of a download folder);
-3. skipped: `visualdl` (starts a web server), and `tools/sweep_demo.py` runs (dozens of trainings; the lead
-   runs them for the README's tables);
+3. skipped: `visualdl` (starts a web server), and `tools/sweep_demo.py` runs (dozens of trainings, for the
+   tables of the seed sweeps);
 4. skipped: commands for real data, downloaded weights or GPUs: they mention `data/cityscapes`,
-   `data/coco`, `pretrained/`, a config other than the two CPU demo configs (`panoptic_deeplab_demo_cpu.yml`,
-   `panoptic_fcn_demo_cpu.yml`), `--device gpu`, or
+   `data/coco`, `pretrained/`, a config other than the CPU demo configs (`DEMO_CONFIGS`), `--device gpu`, or
    launch's multi-GPU / multi-machine flags (`--gpus`, `--devices`, `--ips`, `--master`, `--nnodes`);
 5. run: `--help` of any script, all of them in this process by one test (`test_readme_help_commands`): the
    script file is loaded as a module and its `main(["--help"])` called (a fresh process per script only
    measures Paddle's start-up);
 6. run: `tools/benchmark.py` when every size it is given is at most 512 pixels (otherwise skipped as a
    full-size benchmark);
-7. run: commands on the demo data (they mention `demo_cityscapes`, a demo config or `make_demo_dataset`);
-8. anything else fails the test: a new README command must be covered by one of the rules above.
+7. run: commands on the demo data (they mention `demo_cityscapes`, a demo config, `make_demo_dataset` or the
+   folders a generated custom dataset goes through, `DEMO_MARKERS`);
+8. anything else fails the test: a new command must be covered by one of the rules above.
 
 How they run: in a scratch copy of the project layout (links to `configs/`, `tools/`, `deploy/`,
 `paddleseg_ext/`, `panoptic_metrics/` and the `contrib/PanopticDeepLab/*.py` and `contrib/PanopticFCN/*.py`
@@ -50,10 +53,16 @@ from tests.conftest import (ROOT, load_script,
 
 README = os.path.join(ROOT, "README.md")
 README_CN = os.path.join(ROOT, "README_CN.md")
+DOCS = os.path.join(ROOT, "docs")
+#: the order in which the pages' commands run (later pages use what earlier ones trained and wrote)
+DOC_PAGES = ("installation.md", "datasets.md", "training.md", "evaluation.md", "prediction.md", "deployment.md",
+             "panoptic_fcn.md", "dataset_tools.md", "custom_data.md", "python_api.md", "benchmarks.md",
+             "troubleshooting.md")
 CONTRIB = os.path.join("contrib", "PanopticDeepLab")
 DEMO_CONFIG = "panoptic_deeplab_demo_cpu.yml"
 #: the CPU demo configs of both models (rule 4/7) and where they live
-DEMO_CONFIGS = {DEMO_CONFIG: "panoptic_deeplab", "panoptic_fcn_demo_cpu.yml": "panoptic_fcn"}
+DEMO_CONFIGS = {DEMO_CONFIG: "panoptic_deeplab", "panoptic_fcn_demo_cpu.yml": "panoptic_fcn",
+                "panoptic_deeplab_custom_demo_cpu.yml": "custom", "panoptic_fcn_custom_demo_cpu.yml": "custom"}
 CONTRIB_FCN = os.path.join("contrib", "PanopticFCN")
 SCRIPTS = ("train.py", "val.py", "predict.py", "export.py")
 
@@ -66,7 +75,9 @@ COMMAND_TIMEOUT_S = 300
 ROOT_MARKER = "# repository root"
 GPU_OR_CLUSTER_FLAGS = ("--gpus", "--devices", "--ips", "--master", "--nnodes")
 REAL_DATA = ("data/cityscapes", "data/coco", "pretrained/")
-DEMO_MARKERS = ("demo_cityscapes", "make_demo_dataset") + tuple(DEMO_CONFIGS)
+#: the generated raw annotations (`make_demo_dataset.py --format ...`) and the dataset converted from them
+CUSTOM_DEMO_FOLDERS = ("data/demo_labelme", "data/demo_semantic_instance", "data/my_dataset")
+DEMO_MARKERS = ("demo_cityscapes", "make_demo_dataset") + CUSTOM_DEMO_FOLDERS + tuple(DEMO_CONFIGS)
 
 
 def shell_blocks(path):
@@ -100,13 +111,21 @@ def block_commands(lines):
     return [tokens for tokens in (shlex.split(text, comments=True) for text in joined) if tokens]
 
 
+def doc_pages():
+    """README.md, then the pages of docs/ in the order their commands run."""
+    pages = sorted(n for n in os.listdir(DOCS) if n.endswith(".md")) if os.path.isdir(DOCS) else []
+    ordered = [n for n in DOC_PAGES if n in pages] + [n for n in pages if n not in DOC_PAGES]
+    return [README] + [os.path.join(DOCS, n) for n in ordered]
+
+
 def readme_commands(path=README):
-    """Every command of the README as a dict: tokens, cwd (relative to the root), block index, text."""
+    """Every command of a markdown page as a dict: tokens, cwd (relative to the root), page, block index, text."""
     out = []
     for b, lines in enumerate(shell_blocks(path)):
         cwd = "." if lines and lines[0].strip() == ROOT_MARKER else CONTRIB
         for tokens in block_commands(lines):
-            out.append({"tokens": tokens, "cwd": cwd, "block": b, "text": " ".join(tokens)})
+            out.append({"tokens": tokens, "cwd": cwd, "page": os.path.relpath(path, ROOT), "block": b,
+                        "text": " ".join(tokens)})
             if tokens[0] == "cd" and len(tokens) == 2:
                 cwd = os.path.normpath(os.path.join(cwd, tokens[1]))
     return out
@@ -131,21 +150,24 @@ def _benchmark_sizes(tokens):
     return sizes
 
 
-def classify(tokens):
-    """('state' | 'run' | 'skip' | 'unknown', reason) for one README command (rules of the module doc)."""
+def classify(tokens, repeated=False):
+    """('state' | 'run' | 'skip' | 'unknown', reason) for one command (rules of the module doc); `repeated`: the
+    same command from the same folder came before."""
     text = " ".join(tokens)
     prog = _program(tokens)
     if prog in ("cd", "export", "source"):
         return "state", prog
+    if repeated and not any(os.path.basename(t) == "train.py" for t in tokens) and "--help" not in tokens:
+        return "skip", "rule 0: the same command ran before"
     if prog == "bash" and any(t.endswith(("run_demo.sh", "run_tests.sh")) for t in tokens):
-        return "skip", "rule 1: the quick-start scripts install and train for minutes (timed by the lead)"
+        return "skip", "rule 1: the quick-start scripts install and train for minutes"
     if prog in ("pip", "pip3", "wget", "curl", "git", "mkdir") or ("-m" in tokens and (
             "pip" in tokens or "venv" in tokens)):
         return "skip", "rule 2: installs or downloads"
     if prog == "visualdl":
         return "skip", "rule 3: starts a web server"
     if any(t.endswith("tools/sweep_demo.py") for t in tokens) and "--help" not in tokens:
-        return "skip", "rule 3b: a seed sweep trains dozens of models (the lead runs it for the README's tables)"
+        return "skip", "rule 3b: a seed sweep trains dozens of models"
     configs = [t for t in tokens if t.endswith((".yml", ".yaml"))]
     if (any(r in text for r in REAL_DATA) or any(os.path.basename(c) not in DEMO_CONFIGS for c in configs)
             or "gpu" in [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--device"]
@@ -224,7 +246,21 @@ class Runner:
         return tokens, proc.returncode, proc.stdout.decode("utf-8", "replace")
 
 
-COMMANDS = readme_commands() if os.path.isfile(README) else []
+def all_commands():
+    """The commands of README.md and docs/*.md in running order, each with `repeated` set (rule 0)."""
+    out, seen = [], set()
+    for page in doc_pages():
+        if not os.path.isfile(page):
+            continue
+        for c in readme_commands(page):
+            key = (c["cwd"], c["text"])
+            c["repeated"] = key in seen
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+COMMANDS = all_commands()
 
 
 @pytest.fixture(scope="module")
@@ -259,28 +295,29 @@ def test_readme_opens_with_the_two_setup_commands():
 
 def test_readme_cn_has_the_same_commands():
     assert os.path.isfile(README_CN), "README_CN.md is missing"
-    assert [c["text"] for c in readme_commands(README_CN)] == [c["text"] for c in COMMANDS]
+    assert [c["text"] for c in readme_commands(README_CN)] == [c["text"] for c in readme_commands(README)]
 
 
 def test_every_readme_command_is_covered_by_a_rule():
-    unknown = [c["text"] for c in COMMANDS if classify(c["tokens"])[0] == "unknown"]
-    assert not unknown, "README commands not covered by the rules: {}".format(unknown)
+    unknown = ["{}: {}".format(c["page"], c["text"]) for c in COMMANDS if classify(c["tokens"])[0] == "unknown"]
+    assert not unknown, "commands not covered by the rules: {}".format(unknown)
 
 
-def test_configs_named_in_readme_exist():
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
+def test_configs_named_in_the_manual_exist():
+    shipped = {name for _, _, files in os.walk(os.path.join(ROOT, "configs")) for name in files}
+    text = ""
+    for page in doc_pages():
+        with open(page, encoding="utf-8") as f:
+            text += f.read()
     names = set(re.findall(r"panoptic_(?:deeplab|fcn)_[A-Za-z0-9_]+\.yml", text))
     assert set(DEMO_CONFIGS) <= names
-    folder = lambda n: "panoptic_fcn" if n.startswith("panoptic_fcn") else "panoptic_deeplab"  # noqa: E731
-    missing = [n for n in sorted(names) if not os.path.isfile(os.path.join(ROOT, "configs", folder(n), n))
-               and not os.path.isfile(os.path.join(ROOT, "configs", folder(n), "_base_", n))]
-    assert not missing, "configs named in README.md but missing: {}".format(missing)
+    missing = sorted(names - shipped)
+    assert not missing, "configs named in README.md or docs/ but missing: {}".format(missing)
 
 
 def test_readme_help_commands(capsys):
     """Rule 5: every `<script> --help` of the README answers (exit 0, a usage text), in this process."""
-    helps = [c for c in COMMANDS if classify(c["tokens"])[0] == "help"]
+    helps = [c for c in COMMANDS if classify(c["tokens"], c["repeated"])[0] == "help"]
     assert helps, "the README shows no --help command"
     for command in helps:
         tokens = command["tokens"]
@@ -300,11 +337,12 @@ def test_readme_help_commands(capsys):
 def _command_params():
     params = []
     for i, c in enumerate(COMMANDS):
-        kind = classify(c["tokens"])[0]
+        kind = classify(c["tokens"], c["repeated"])[0]
         if kind == "help":
             continue
         marks = [pytest.mark.slow]
-        params.append(pytest.param(i, marks=marks, id="{:02d}:{}".format(i, c["text"][:60])))
+        page = os.path.splitext(os.path.basename(c["page"]))[0]
+        params.append(pytest.param(i, marks=marks, id="{:03d}:{}:{}".format(i, page, c["text"][:60])))
     return params
 
 
@@ -323,7 +361,7 @@ def _check_benchmark_options(command):
 @pytest.mark.parametrize("index", _command_params())
 def test_readme_command(index, runner):
     command = COMMANDS[index]
-    kind, reason = classify(command["tokens"])
+    kind, reason = classify(command["tokens"], command["repeated"])
     if kind == "state":
         if command["tokens"][0] == "export":
             runner.export(command["tokens"])
@@ -334,5 +372,5 @@ def test_readme_command(index, runner):
         pytest.skip(reason)
     assert kind == "run", reason
     tokens, rc, output = runner.run(command)
-    assert rc == 0, "README command failed (exit {}), run as:\n  (cd {}; {})\n--- output (tail) ---\n{}".format(
-        rc, command["cwd"], " ".join(shlex.quote(t) for t in tokens), output[-6000:])
+    assert rc == 0, "command of {} failed (exit {}), run as:\n  (cd {}; {})\n--- output (tail) ---\n{}".format(
+        command["page"], rc, command["cwd"], " ".join(shlex.quote(t) for t in tokens), output[-6000:])

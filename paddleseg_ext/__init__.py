@@ -10,10 +10,6 @@ loops) -> ``cli`` (command lines). See docs/design.md.
 """
 import warnings
 
-# Paddle warns at import time when the C++-extension toolchain has no ccache; this project builds no
-# extension, so the warning is noise on every command's first screen.
-warnings.filterwarnings("ignore", message="No ccache found")
-
 # Keep these two imports first, before anything imports paddle. Paddle 2.6.2's libpaddle.so
 # exports its own copy of zlib's functions and needs the system libz.so.1: when `import paddle`
 # is what first loads libz.so.1, libz's internal calls bind to libpaddle's copy (LD_DEBUG=bindings
@@ -22,6 +18,12 @@ warnings.filterwarnings("ignore", message="No ccache found")
 # cv2 load libz.so.1 on their own, so importing them first avoids it. Paddle 3.x does not need this.
 import zlib  # noqa: F401,E402
 import cv2  # noqa: F401,E402
+
+with warnings.catch_warnings():
+    # Paddle warns while it is imported when the C++-extension toolchain has no ccache; this project builds
+    # no extension, so the warning is noise on every command's first screen. Only this import is silenced.
+    warnings.filterwarnings("ignore", message="No ccache found")
+    import paddle  # noqa: F401,E402
 
 __version__ = "0.2.0"
 

@@ -1,9 +1,8 @@
 """Acceptance: the whole pipeline learns. Training a demo config on 2 generated frames with the real
 training loop and evaluating those frames with the real evaluation reaches PQ >= 80.
 
-The protocol is `tools/sweep_demo.py --overfit` (`paddleseg_ext.cli.sweep_demo`): 2 frames of dataset seed
-3, both in every batch, preprocessed as for evaluation. `python tools/sweep_demo.py --overfit --seeds 0 1 2`
-runs it for 3 seeds (README, "Quick start"); CI runs seed 0 of each model: Panoptic-DeepLab here,
+The protocol is `tools/sweep_demo.py --overfit`: 2 frames of dataset seed 3, both in every batch, preprocessed
+as for evaluation. `python tools/sweep_demo.py --overfit --seeds 0 1 2` runs it for 3 seeds; the suite runs seed 0 of each model: Panoptic-DeepLab here,
 PanopticFCN in `tests/models/panoptic_fcn/test_overfit.py` (two files, so that parallel workers,
 which keep each file on one worker (pytest.ini), can run the two long trainings side by side).
 """
@@ -11,10 +10,12 @@ import os
 
 import pytest
 
-from paddleseg_ext.cli.sweep_demo import OVERFIT, overfit_config
 from paddleseg_ext.core.train import train
 from paddleseg_ext.datasets.demo_dataset import make_demo_dataset
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, ROOT, load_script
+
+SWEEP = load_script(os.path.join(ROOT, "tools", "sweep_demo.py"))
+OVERFIT, overfit_config = SWEEP.OVERFIT, SWEEP.overfit_config
 
 
 def check_overfit(tmp_path, base):

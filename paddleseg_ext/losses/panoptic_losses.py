@@ -3,7 +3,11 @@
 Each loss is registered in ``manager.LOSSES``, takes ``ignore_index`` (PaddleSeg's builder passes it
 to every loss) and has ``forward(pred, target, weights)`` returning a float32 scalar tensor that is
 0 (and finite) when nothing is weighted. ``compute_panoptic_loss`` combines the three with the
-config's coefficients (paper: 1, 200, 0.01).
+config's coefficients (paper, bowenc0221, detectron2: 1, 200, 0.01; PaddleSeg's release: 1, 200,
+0.001 with the offset normalised per channel element). The reference implementations differ in
+how the top-k CE counts pixels and how the regressions are normalised: the options
+``top_k_over``, ``weighting``, ``normalize`` name each choice; the defaults are this project's
+original behaviour, which the demo configs train (docs/config_audit.md lists every config's).
 """
 import paddle
 import paddle.nn as nn
@@ -103,8 +107,10 @@ class TopKCrossEntropyLoss(nn.Layer):
         selected = paddle.where(in_k, hardest, paddle.zeros_like(hardest))
         if self.normalize == "selected_count":
             return selected.sum() / paddle.maximum(k, paddle.ones_like(k)).astype(selected.dtype)
-        selected_valid = paddle.gather(valid.flatten(), index)
-        norm = paddle.where(in_k & selected_valid, selected_w, paddle.zeros_like(selected_w)).sum()
+        # Weights of ignored pixels do not count (gathered as floats: Paddle 2.6 has no bool gather).
+        valid_w = paddle.where(valid, weights, paddle.zeros_like(weights)).flatten()
+        selected_valid_w = paddle.gather(valid_w, index)
+        norm = paddle.where(in_k, selected_valid_w, paddle.zeros_like(selected_valid_w)).sum()
         has_weight = norm > 0
         safe = paddle.where(has_weight, norm, paddle.ones_like(norm))
         return paddle.where(has_weight, selected.sum() / safe, paddle.zeros_like(norm))

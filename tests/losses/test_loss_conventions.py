@@ -209,3 +209,25 @@ def test_r50_os32_weighted_terms_equal_paddleseg_recipe(name):
     assert (t["semantic"] == IGNORE).any() and got["offset"] > 0
     for k in ref:
         assert got[k] == pytest.approx(ref[k], rel=1e-5), k
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_top_k_over_all_equals_paddleseg_cross_entropy_layer(seed):
+    """PaddleSeg's own CrossEntropyLoss (the layer its released config names) on the same batch,
+    used directly and through compute_panoptic_loss's PaddleSeg-type path."""
+    from paddleseg.models.losses import CrossEntropyLoss
+    logit, label, w = batch(seed)
+    args = [paddle.to_tensor(a) for a in (logit, label, w)]
+    theirs = float(CrossEntropyLoss(ignore_index=IGNORE, top_k_percent_pixels=0.2)(*args))
+    ours = run_ce(logit, label, w, top_k_percent_pixels=0.2, top_k_over="all")
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    from paddleseg_ext.losses.panoptic_losses import _term_loss
+    via_cfg = float(_term_loss(CrossEntropyLoss(ignore_index=IGNORE, top_k_percent_pixels=0.2), *args))
+    assert via_cfg == pytest.approx(theirs, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_all_and_valid_agree_without_ignored_pixels(seed):
+    logit, label, w = batch(seed, ignored=0.0)
+    assert run_ce(logit, label, w, top_k_over="all") == pytest.approx(
+        run_ce(logit, label, w, top_k_over="valid"), rel=1e-6)

@@ -51,8 +51,9 @@ def recipe_row(rel):
     crop, scales, flip_distort = "-", "-", []
     for t in train["transforms"]:
         kind = t["type"]
-        if kind == "PanopticRandomPaddingCrop":
-            crop = "{}x{}".format(*t["crop_size"])
+        if kind in ("PanopticRandomPaddingCrop", "RandomPaddingCrop"):
+            crop = "{}x{} pad {}".format(*t["crop_size"], "random" if kind.startswith("Panoptic")
+                                         else "bottom-right")
         elif kind == "ResizeStepScaling":
             scales = "{}-{} step {}".format(_num(t["min_scale_factor"]), _num(t["max_scale_factor"]),
                                            _num(t["scale_step_size"]))

@@ -57,7 +57,8 @@ def test_released_r50_os32_recipe(name):
     assert cfg.optimizer_cfg["type"] == "Adam"
     lr = cfg.lr_scheduler_cfg
     assert (lr["type"], lr["learning_rate"], lr["power"], lr["end_lr"]) == ("PolynomialDecay", 5e-5, 0.9, 0.0)
-    crop_t = [t for t in cfg.train_dataset_cfg["transforms"] if t["type"] == "PanopticRandomPaddingCrop"]
+    # PaddleSeg's own RandomPaddingCrop (bottom/right padding), as in its released configs
+    crop_t = [t for t in cfg.train_dataset_cfg["transforms"] if t["type"] == "RandomPaddingCrop"]
     assert crop_t[0]["crop_size"] == crop
     scale_t = [t for t in cfg.train_dataset_cfg["transforms"] if t["type"] == "ResizeStepScaling"]
     assert (scale_t[0]["min_scale_factor"], scale_t[0]["max_scale_factor"], scale_t[0]["scale_step_size"]) == (

@@ -17,6 +17,8 @@ import os
 import numpy as np
 import paddle
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paddleseg.cvlibs import Config, SegBuilder
 
 import paddleseg_ext  # noqa: F401
@@ -30,6 +32,7 @@ IGNORE = 255
 
 
 def batch(seed, n=2, c=5, h=9, w=11, ignored=0.2, all_ignored=False):
+    """Random logits [n, c, h, w], labels with ignored pixels, weights in {0, 1, 3}."""
     rng = np.random.RandomState(seed)
     logit = rng.randn(n, c, h, w).astype("float32") * 2
     label = rng.randint(0, c, (n, h, w))
@@ -95,6 +98,19 @@ def test_top_k_over_all_pixels_is_paddleseg_and_deeplab_ce(seed, p):
     else:
         valid = run_ce(logit, label, w, top_k_percent_pixels=1.0, top_k_over="valid")
         assert valid == pytest.approx(paddleseg_ce(logit, label, w, 1.0), rel=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10 ** 6), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7),
+       st.floats(0.01, 1.0), st.floats(0.0, 1.0))
+def test_top_k_over_all_pixels_any_shape(seed, n, h, w, p, ignored):
+    """DeepLabCE's formula for any size, fraction and share of ignored pixels (k >= 1 here where
+    int(p * numel) would be 0, which the references cannot evaluate)."""
+    logit, label, wt = batch(seed, n=n, h=h, w=w, ignored=ignored)
+    pixel = np.sort((np_ce(logit, label) * wt).ravel())[::-1]
+    expected = pixel[:max(1, int(p * pixel.size))].mean()
+    ours = run_ce(logit, label, wt, top_k_percent_pixels=p, top_k_over="all")
+    assert ours == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize("seed", range(3))

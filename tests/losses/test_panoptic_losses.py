@@ -197,8 +197,10 @@ def test_compute_panoptic_loss_accepts_paddleseg_loss_types():
     total, terms = compute_panoptic_loss(_outputs(), _sample(), loss_cfg)
     assert float(terms["semantic"]) == pytest.approx(math.log(19), rel=1e-5)
     assert float(terms["center"]) == pytest.approx(0.25)
-    assert float(terms["offset"]) == pytest.approx(4.0)
-    assert float(total) == pytest.approx(math.log(19) + 200 * 0.25 + 0.001 * 4.0, rel=1e-5)
+    # PaddleSeg's loss_computation divides the offset L1 by the weight expanded to both channels:
+    # (3 + 1) / (2 x 1 weighted pixel).
+    assert float(terms["offset"]) == pytest.approx(2.0)
+    assert float(total) == pytest.approx(math.log(19) + 200 * 0.25 + 0.001 * 2.0, rel=1e-5)
 
 
 def test_compute_panoptic_loss_needs_three_terms():

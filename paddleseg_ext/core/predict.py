@@ -325,6 +325,9 @@ def predict_video(predictor, video_path, save_dir, palette, label_divisor=1000, 
         check_writable_dir(save_dir, "--save_dir")
         out_path = video_output_path(save_dir, video_path)
         h, w = frame.shape[:2]
+        if h % 2 or w % 2:
+            _warn("{}: frames of {}x{} (w x h); MPEG-4 stores even sizes only, so {} keeps the first {}x{} "
+                  "pixels".format(video_path, w, h, out_path, w - w % 2, h - h % 2))
         count = [0]
 
         def write(tmp):

@@ -65,7 +65,7 @@ def inference_transforms(transforms, long_side=None):
     post-processing brings the result back to the original size).
     """
     ops = [t.growing() if isinstance(t, PanopticPadding) else t for t in transforms]
-    if long_side:
+    if long_side is not None:
         if int(long_side) < 1:
             raise UserInputError("--long_side must be a positive number of pixels, got {}".format(long_side))
         ops = [ResizeByLong(int(long_side))] + ops

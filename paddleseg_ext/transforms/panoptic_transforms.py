@@ -102,7 +102,8 @@ class PanopticPadding:
         im_padding_value (float or list): image fill.
         label_padding_value (int): label fill, 0 = void segment id.
         grow (bool): pad an image larger than `target_size` to `next_accepted_size` instead of
-            refusing it (what prediction does for images of any size; val keeps the fixed size).
+            refusing it (the inference pipeline's copy, `pipeline.inference_transforms`, does: predict.py,
+            infer.py and val.py's predictions take images of any size; datasets keep the fixed size).
         size_divisor (int): the stride whose residue `grow` keeps (`NETWORK_STRIDE`).
     """
 

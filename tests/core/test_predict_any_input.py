@@ -1,0 +1,271 @@
+"""predict.py beyond the dataset's frames: predictions in the official format scored like val.py, images of
+any size and channel count, --long_side, and video."""
+import glob
+import json
+import os
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+from paddleseg.cvlibs import Config, SegBuilder
+
+from panoptic_metrics.cli import main as eval_panoptic_main
+from paddleseg_ext.cli import infer as infer_cli
+from paddleseg_ext.cli import predict as predict_cli
+from paddleseg_ext.cli import val as val_cli
+from paddleseg_ext.datasets.cityscapes_meta import TRAIN_ID_TO_CATEGORY_ID
+from paddleseg_ext.datasets import build_transforms
+from paddleseg_ext.pipeline import build_predictor, preprocess
+from paddleseg_ext.runtime import build_model, load_config
+from paddleseg_ext.runtime.weights import without_pretrained
+from paddleseg_ext.utils import read_image, read_panoptic_png
+from tests.conftest import THING_FLAGS, error_line, run_main, write_config
+
+
+def _fit_semantic_classifier(cfg_path, root, weights_path):
+    """Untrained demo weights whose last semantic 1x1 convolution is a least-squares fit (ridge) of the train
+    frames' one-hot train ids on its input features, classes balanced: a model trained in a second, good
+    enough for stuff segments to match (PQ > 0; the demo frames colour each class in its own way)."""
+    cfg = Config(cfg_path)
+    cfg.dic["model"] = without_pretrained(cfg.dic["model"])
+    paddle.seed(1)
+    model = SegBuilder(cfg).model
+    model.eval()
+    head = model.head.semantic_head.classifier[0]
+    feats, labels = [], []
+    for lab in sorted(glob.glob(os.path.join(root, "gtFine", "train", "*", "*_gtFine_labelTrainIds.png"))):
+        image = read_image(lab.replace("_gtFine_labelTrainIds", "_leftImg8bit").replace("gtFine", "leftImg8bit"))
+        y = cv2.imread(lab, cv2.IMREAD_UNCHANGED)
+        x = paddle.to_tensor(((image / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None].astype("float32"))
+        with paddle.no_grad():
+            f = head[0](model.head.semantic_decoder(model.backbone(x)))
+            f = paddle.nn.functional.interpolate(f, size=list(y.shape), mode="bilinear", align_corners=True)
+        f = f.numpy()[0].reshape(f.shape[1], -1).T
+        keep = y.ravel() < 19
+        feats.append(f[keep])
+        labels.append(y.ravel()[keep])
+    x = np.concatenate(feats)
+    x = np.concatenate([x, np.ones((len(x), 1), np.float32)], 1)
+    labels = np.concatenate(labels)
+    y = np.eye(19, dtype=np.float64)[labels]
+    # class-balanced (each pixel weighted by 1 / its class's pixel count), so that small things are predicted too
+    weight = 1.0 / np.bincount(labels, minlength=19)[labels]
+    xw = x.T.astype(np.float64) * weight
+    w = np.linalg.solve(xw @ x + 1e-6 * np.eye(x.shape[1]), xw @ y)
+    conv = head[1]
+    conv.weight.set_value(w[:-1].T.reshape(conv.weight.shape).astype("float32"))
+    conv.bias.set_value(w[-1].astype("float32"))
+    paddle.save(model.state_dict(), weights_path)
+    return weights_path
+
+
+@pytest.fixture(scope="module")
+def fitted(demo):
+    return _fit_semantic_classifier(demo.cfg, demo.root, os.path.join(demo.tmp, "fitted.pdparams"))
+
+
+def _predict(capfd, demo, weights, *args):
+    rc, out, err = run_main(capfd, predict_cli.main, ["--config", demo.cfg, "--model_path", weights,
+                                                      "--device", "cpu"] + list(args))
+    assert rc == 0, err
+    return out
+
+
+def test_panoptic_json_scored_by_eval_panoptic_equals_val(demo, fitted, tmp_path, capfd):
+    save = tmp_path / "pred"
+    flags = ["--threshold", "0.0"]  # centres from the untrained centre head: thing segments (with scores) too
+    _predict(capfd, demo, fitted, "--image_path", os.path.join(demo.root, "leftImg8bit", "val"), "--save_dir", save,
+             "--save_panoptic_json", *flags)
+    rc, _, err = run_main(capfd, val_cli.main, ["--config", demo.cfg, "--model_path", fitted, "--device", "cpu",
+                                                "--results_file", tmp_path / "val.json"] + flags)
+    assert rc == 0, err
+    val = json.load(open(str(tmp_path / "val.json")))["panoptic"]
+    # scored against the label-id ground truth (cityscapesscripts' own json): category ids are label ids
+    gt = os.path.join(demo.root, "gtFine", "cityscapes_panoptic_val")
+    assert eval_panoptic_main(["--gt-json-file", gt + ".json", "--gt-folder", gt, "--prediction-json-file",
+                               str(save / "panoptic_predictions.json"), "--prediction-folder",
+                               str(save / "panoptic_predictions"), "--results_file", str(tmp_path / "pq.json")]) == 0
+    scored = json.load(open(str(tmp_path / "pq.json")))
+    assert val["All"]["pq"] > 0.02 and val["Stuff"]["pq"] > 0.02  # not trivially 0
+    for group in ("All", "Things", "Stuff"):
+        for k in ("pq", "sq", "rq", "n"):
+            assert scored[group][k] == pytest.approx(val[group][k], abs=1e-12), (group, k)
+
+    pred = json.load(open(str(save / "panoptic_predictions.json")))
+    label_ids = [TRAIN_ID_TO_CATEGORY_ID[i] for i in range(19)]
+    assert [c["id"] for c in pred["categories"]] == label_ids
+    assert {c["id"] for c in pred["categories"] if c["isthing"]} == set(label_ids[11:])
+    assert len(pred["annotations"]) == len(pred["images"]) == 4
+    thing_scores = []
+    for ann in pred["annotations"]:
+        assert ann["image_id"].startswith("mockdorf_") and not ann["image_id"].endswith("_leftImg8bit")
+        ids = read_panoptic_png(str(save / "panoptic_predictions" / ann["file_name"]))
+        segs = ann["segments_info"]
+        assert sorted(np.unique(ids[ids > 0]).tolist()) == [s["id"] for s in segs]
+        for s in segs:
+            mask = ids == s["id"]
+            ys, xs = np.nonzero(mask)
+            assert s["area"] == mask.sum() and s["iscrowd"] == 0
+            assert s["bbox"] == [xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1]
+            assert s["category_id"] in label_ids
+            assert ("score" in s) == (s["category_id"] in label_ids[11:])
+        thing_scores += [s["score"] for s in segs if "score" in s]
+    # the scores are the model's instance confidences (first score mode) of the same instances
+    cfg = load_config(demo.cfg)
+    builder, model = build_model(cfg, demo.cfg, fitted)
+    predictor = build_predictor(model, cfg, demo.cfg, builder, postprocess={"threshold": 0.0})
+    expected = []
+    for image in sorted(glob.glob(os.path.join(demo.root, "leftImg8bit", "val", "*", "*.png"))):
+        r = predictor(read_image(image))
+        expected += r["instance_scores"][np.argsort(r["instance_ids"]), 0].tolist()
+    assert thing_scores and np.allclose(thing_scores, expected, atol=1e-6)
+
+
+def _images(folder, pad_wh):
+    """name -> RGB(A)/gray array: larger and smaller than the padding, odd sizes, grayscale, alpha."""
+    rng = np.random.default_rng(5)
+    pw, ph = pad_wh
+    specs = {
+        "larger.png": rng.integers(0, 255, (ph + 71, pw + 43, 3), dtype=np.uint8),      # both sides larger
+        "wider_gray.png": rng.integers(0, 255, (ph - 30, pw + 100), dtype=np.uint8),    # one side larger, gray
+        "taller_rgba.png": rng.integers(0, 255, (ph + 2, pw - 50, 4), dtype=np.uint8),  # one side larger, alpha
+        "smaller_odd.png": rng.integers(0, 255, (41, 67, 3), dtype=np.uint8),
+    }
+    os.makedirs(folder, exist_ok=True)
+    for name, arr in specs.items():
+        assert cv2.imwrite(os.path.join(folder, name), arr)
+    return specs
+
+
+def test_images_of_any_size_and_channels(demo, demo_export, tmp_path, capfd):
+    """predict.py and infer.py (the exported model, through the same `preprocess`) on images larger and
+    smaller than the demo config's padding, odd sizes, grayscale and RGBA: the same maps at each image's size."""
+    pad = tuple(next(t for t in demo.dic["val_dataset"]["transforms"] if t["type"] == "PanopticPadding")["target_size"])
+    specs = _images(str(tmp_path / "in"), pad)
+    save, infer_save = tmp_path / "pred", tmp_path / "infer"
+    _predict(capfd, demo, demo.weights, "--image_path", tmp_path / "in", "--save_dir", save, *THING_FLAGS)
+    rc, _, err = run_main(capfd, infer_cli.main, ["--model_dir", demo_export, "--image_path", tmp_path / "in",
+                                                  "--save_dir", infer_save])
+    assert rc == 0, err
+    n_instances = 0
+    for name, arr in specs.items():
+        stem = os.path.splitext(name)[0]
+        raw = read_panoptic_png(str(save / (stem + "_panoptic_raw.png")))
+        assert raw.shape == arr.shape[:2]
+        np.testing.assert_array_equal(read_panoptic_png(str(infer_save / (stem + "_panoptic_raw.png"))), raw)
+        n_instances += len(np.unique(raw[raw % 1000 > 0]))
+        for suffix in ("_panoptic.png", "_semantic.png", "_instance.png"):
+            assert cv2.imread(str(save / (stem + suffix))).shape == arr.shape[:2] + (3,)
+    assert n_instances > 0
+
+    # a larger image is padded to the size a config with that padding would give: the same result
+    cfg = load_config(demo.cfg)
+    builder, model = build_model(cfg, demo.cfg, demo.weights)
+    image = read_image(str(tmp_path / "in" / "larger.png"))
+    grown = build_predictor(model, cfg, demo.cfg, builder, postprocess={"threshold": 0.0})(image)
+    assert preprocess(image, build_transforms(demo.dic["val_dataset"]["transforms"]))[0].shape == (1, 3, 225, 321)
+    # 257x129 = 32k + 1: the next such sizes above 300x200 are 321x225
+    assert pad == (257, 129) and image.shape[:2] == (200, 300)
+
+    def bigger_padding(dic):
+        next(t for t in dic["val_dataset"]["transforms"] if t["type"] == "PanopticPadding")["target_size"] = [321, 225]
+
+    big_cfg = write_config(demo.dic, tmp_path / "big.yml", bigger_padding)
+    cfg2 = load_config(big_cfg)
+    builder2, model2 = build_model(cfg2, big_cfg, demo.weights)
+    fixed = build_predictor(model2, cfg2, big_cfg, builder2, postprocess={"threshold": 0.0})(image)
+    for k in ("panoptic", "semantic"):
+        np.testing.assert_array_equal(grown[k], fixed[k])
+
+
+def test_long_side_resizes_and_maps_back(demo, fitted, tmp_path, capfd):
+    """A frame shown 2x larger and --long_side 256: the network sees exactly the frame (a bilinear halving of
+    a pixel-doubled image is the image), and the maps come back at the large size."""
+    frame = read_image(demo.images[0])
+    big = np.repeat(np.repeat(frame, 2, axis=0), 2, axis=1)
+    transforms = build_transforms(demo.dic["val_dataset"]["transforms"])
+    x_big, valid_big, ori_big = preprocess(big, transforms, long_side=256)
+    x, valid, ori = preprocess(frame, transforms)
+    np.testing.assert_allclose(x_big, x, atol=1e-5)
+    assert valid_big == valid == (128, 256) and ori_big == (256, 512)
+
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "big.png"), big[..., ::-1])
+    cv2.imwrite(str(src / "frame.png"), frame[..., ::-1])
+    save = tmp_path / "pred"
+    _predict(capfd, demo, fitted, "--image_path", src / "big.png", "--save_dir", save, "--long_side", "256")
+    _predict(capfd, demo, fitted, "--image_path", src / "frame.png", "--save_dir", save)
+    sem_big = read_panoptic_png(str(save / "big_panoptic_raw.png")) // 1000
+    sem = read_panoptic_png(str(save / "frame_panoptic_raw.png")) // 1000
+    assert sem_big.shape == big.shape[:2]
+    # the same classes: they differ only along borders, where the bilinear upsampling of the probabilities
+    # (align_corners, up to half a pixel from pixel doubling) decides otherwise; measured 96.3%
+    agree = (sem_big == np.repeat(np.repeat(sem, 2, axis=0), 2, axis=1)).mean()
+    assert agree > 0.94, agree
+
+
+def _write_clip(path, frames, fps):
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+
+def _read_frames(path):
+    cap = cv2.VideoCapture(path)
+    frames = []
+    ok, f = cap.read()
+    while ok:
+        frames.append(f)
+        ok, f = cap.read()
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return frames, fps
+
+
+def test_video(demo, fitted, tmp_path, capfd):
+    frame = cv2.imread(demo.images[1])
+    # 5 frames of 300x130 (larger than the 257x129 padding; MPEG-4 part 2 stores even sizes only), the scene
+    # sliding to the right
+    padded = cv2.copyMakeBorder(frame, 0, 2, 0, 44, cv2.BORDER_REFLECT)
+    frames = [np.roll(padded, 7 * i, axis=1) for i in range(5)]
+    clip = str(tmp_path / "street.mp4")
+    _write_clip(clip, frames, 7)
+    save = tmp_path / "out"
+    out = _predict(capfd, demo, fitted, "--video", clip, "--video_frames", "3", "--save_dir", save)
+    assert "wrote 3 frame(s)" in out
+    written, fps = _read_frames(str(save / "street_panoptic.mp4"))
+    assert len(written) == 3 and fps == pytest.approx(7)
+    assert all(w.shape == (130, 300, 3) for w in written)
+    assert not [f for f in os.listdir(str(save)) if f.startswith(".tmp")]
+    # frame 2 as predict.py draws it from the decoded input frame (what the video path saw)
+    decoded, _ = _read_frames(clip)
+    cv2.imwrite(str(tmp_path / "frame2.png"), decoded[2])
+    _predict(capfd, demo, fitted, "--image_path", tmp_path / "frame2.png", "--save_dir", tmp_path / "pic")
+    picture = cv2.imread(str(tmp_path / "pic" / "frame2_panoptic.png")).astype(np.float64)
+    diff = np.abs(written[2].astype(np.float64) - picture)
+    # the codec's tolerance: mp4v (MPEG-4 part 2) at OpenCV's default bit rate loses detail on the demo frames'
+    # noise and textures: measured mean 6.2, median 3 grey levels; the other frames (the scene moved by 7 and
+    # 14 pixels) differ from this picture by a mean of 22-25
+    others = [np.abs(w.astype(np.float64) - picture).mean() for w in written[:2]]
+    assert diff.mean() < 9 and np.median(diff) <= 5, (diff.mean(), np.median(diff))
+    assert min(others) > 2 * diff.mean(), (others, diff.mean())
+
+
+@pytest.mark.parametrize("case", ["nothing", "missing_video", "not_a_video", "long_side", "video_frames"])
+def test_bad_arguments_give_one_line(demo, tmp_path, capfd, case):
+    args = ["--config", demo.cfg, "--model_path", demo.weights, "--save_dir", tmp_path / "out"]
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    extra, expected = {
+        "nothing": ([], "--image_path"),
+        "missing_video": (["--video", tmp_path / "none.mp4"], "none.mp4"),
+        "not_a_video": (["--video", text], "notes.mp4"),
+        "long_side": (["--image_path", demo.images[0], "--long_side", "0"], "--long_side"),
+        "video_frames": (["--video", text, "--video_frames", "0"], "--video_frames"),
+    }[case]
+    rc, _, err = run_main(capfd, predict_cli.main, args + extra)
+    assert expected in error_line(rc, err)

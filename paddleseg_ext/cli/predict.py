@@ -30,6 +30,10 @@ def build_parser():
     p.add_argument("--save_panoptic_json", action="store_true",
                    help="also write <save_dir>/panoptic_predictions.json and <save_dir>/panoptic_predictions/ "
                         "(COCO panoptic format, the dataset's own category ids)")
+    p.add_argument("--image_info", default=None, metavar="JSON",
+                   help="with --save_panoptic_json: a json whose `images` list ({id, file_name}) gives each image "
+                        "its image_id, e.g. the dataset's panoptic json (default: from the file name: Cityscapes "
+                        "<city>_<seq>_<frame>, COCO's number, else the stem)")
     p.add_argument("--long_side", type=int, default=None, metavar="N",
                    help="resize every image (and video frame) so that its longer side has N pixels before the "
                         "network; the results are brought back to the original size (default: no resize; an "
@@ -51,7 +55,7 @@ def main(argv=None):
     run_predict(a.config, a.model_path, a.image_path, a.save_dir, scales=scales, flip=flip,
                 postprocess=postprocess_overrides(a), device=a.device, verbose=a.verbose,
                 save_panoptic_json=a.save_panoptic_json, long_side=a.long_side, video=a.video,
-                video_frames=a.video_frames)
+                video_frames=a.video_frames, image_info=a.image_info)
     return 0
 
 

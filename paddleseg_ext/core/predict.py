@@ -38,7 +38,7 @@ from panoptic_metrics.formats import panoptic_annotation, panoptic_to_segments
 from ..pipeline import build_predictor
 from ..pipeline.predictor import as_rgb
 from ..runtime import build_model, dataset_metadata, init_distributed, load_config, setup_device
-from ..utils import UserInputError, check_writable_dir, read_image, write_panoptic_png
+from ..utils import UserInputError, check_writable_dir, load_json, read_image, write_panoptic_png
 from ..visualize import visualize_instance, visualize_panoptic, visualize_semantic
 from .progress import Progress
 from .val import save_metrics
@@ -180,6 +180,17 @@ def image_id_of(file_name):
     return int(stem) if stem.isdigit() else stem
 
 
+def load_image_ids(json_file):
+    """File name -> ``image_id`` from the ``images`` list of a COCO-style json (a dataset's panoptic json,
+    COCO's ``image_info_test-dev2017.json``); keys are base names."""
+    data = load_json(json_file, "--image_info json")
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not all(isinstance(i, dict) and "id" in i and "file_name" in i
+                                               for i in images):
+        raise UserInputError("--image_info {}: needs an `images` list of {{id, file_name}} entries".format(json_file))
+    return {os.path.basename(i["file_name"]): i["id"] for i in images}
+
+
 class PanopticJsonWriter:
     """Predictions in the COCO panoptic format, with the dataset's own category ids.
 
@@ -193,12 +204,14 @@ class PanopticJsonWriter:
         save_dir (str): output folder.
         meta: `runtime.dataset_metadata` (category_ids, class_names, thing_ids, palette, label_divisor,
             void_label).
+        image_ids (dict): file base name -> image_id (`load_image_ids`); default `image_id_of` the name.
     """
 
     JSON_NAME = "panoptic_predictions.json"
     FOLDER = "panoptic_predictions"
 
-    def __init__(self, save_dir, meta):
+    def __init__(self, save_dir, meta, image_ids=None):
+        self.image_ids = image_ids
         self.json_path = os.path.join(save_dir, self.JSON_NAME)
         self.folder = os.path.join(save_dir, self.FOLDER)
         self.meta = meta
@@ -210,6 +223,14 @@ class PanopticJsonWriter:
         names = list(m.class_names) + [str(c) for c in m.category_ids[len(m.class_names):]]
         return [{"id": int(c), "name": names[i], "isthing": int(i in set(m.thing_ids)),
                  "color": [int(v) for v in m.palette[i]]} for i, c in enumerate(m.category_ids)]
+
+    def image_id(self, image_file):
+        if self.image_ids is None:
+            return image_id_of(image_file)
+        name = os.path.basename(image_file)
+        if name not in self.image_ids:
+            raise UserInputError("{} is not listed in the `images` of --image_info".format(image_file))
+        return self.image_ids[name]
 
     def add(self, rel_stem, image_file, result):
         """Write one image's prediction; `result` is the `Predictor`'s dict (panoptic [h, w],
@@ -233,7 +254,7 @@ class PanopticJsonWriter:
         for seg, has, k in zip(info, found.tolist(), pos.tolist()):
             if has:
                 seg["score"] = float(scores[order[k], 0])
-        image_id = image_id_of(image_file)
+        image_id = self.image_id(image_file)
         self.annotations.append(panoptic_annotation(image_id, file_name, info))
         self.images.append({"id": image_id, "file_name": os.path.basename(image_file),
                             "height": int(panoptic.shape[0]), "width": int(panoptic.shape[1])})
@@ -356,7 +377,8 @@ def predict_video(predictor, video_path, save_dir, palette, label_divisor=1000, 
 
 
 def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=False, postprocess=None, device=None,
-                verbose=False, save_panoptic_json=False, long_side=None, video=None, video_frames=None):
+                verbose=False, save_panoptic_json=False, long_side=None, video=None, video_frames=None,
+                image_info=None):
     """Body of `predict.py`: the outputs of every image under `image_path` (and of a video) in `save_dir`.
 
     Args:
@@ -364,7 +386,8 @@ def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=Fa
         image_path (str): an image, a folder or a .txt list (see `collect_images`); may be None with `video`.
         save_dir (str): output folder (sub-folders of the input are kept).
         scales, flip: test-time augmentation. postprocess (dict): post-processing overrides.
-        save_panoptic_json (bool): also write the official format (`PanopticJsonWriter`).
+        save_panoptic_json (bool): also write the official format (`PanopticJsonWriter`); `image_info`: a json
+            whose `images` give the image ids (`load_image_ids`).
         long_side (int): resize images (and frames) to this longer side first, results at the original size.
         video (str): a video file (rank 0 does it); video_frames (int): stop after that many frames.
     Returns:
@@ -377,6 +400,7 @@ def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=Fa
     images, root = collect_images(image_path) if image_path else ([], None)
     if video and not os.path.isfile(video):
         raise UserInputError("--video not found: {}".format(video))
+    image_ids = load_image_ids(image_info) if image_info else None
     check_writable_dir(save_dir, "--save_dir")
     cfg = load_config(config)
     builder, model = build_model(cfg, config, model_path, verbose=verbose)
@@ -389,7 +413,7 @@ def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=Fa
             nranks, dev, save_dir), flush=True)
     done = []
     if images:
-        writer = PanopticJsonWriter(save_dir, meta) if save_panoptic_json else None
+        writer = PanopticJsonWriter(save_dir, meta, image_ids) if save_panoptic_json else None
         try:
             done = predict(predictor, images, root, save_dir, meta.palette, meta.label_divisor, rank=rank,
                            nranks=nranks, json_writer=writer)

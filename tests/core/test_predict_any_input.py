@@ -1,8 +1,9 @@
-"""predict.py beyond the dataset's frames: predictions in the official format scored like val.py, images of
-any size and channel count, --long_side, and video."""
+"""predict.py beyond the dataset's frames: predictions in the official format (scored like val.py; any
+category ids), images of any size and channel count (predict.py and infer.py), --long_side, and video."""
 import glob
 import json
 import os
+import types
 
 import cv2
 import numpy as np
@@ -14,12 +15,13 @@ from panoptic_metrics.cli import main as eval_panoptic_main
 from paddleseg_ext.cli import infer as infer_cli
 from paddleseg_ext.cli import predict as predict_cli
 from paddleseg_ext.cli import val as val_cli
+from paddleseg_ext.core import predict as predict_mod
 from paddleseg_ext.datasets.cityscapes_meta import TRAIN_ID_TO_CATEGORY_ID
 from paddleseg_ext.datasets import build_transforms
 from paddleseg_ext.pipeline import build_predictor, preprocess
 from paddleseg_ext.runtime import build_model, load_config
 from paddleseg_ext.runtime.weights import without_pretrained
-from paddleseg_ext.utils import read_image, read_panoptic_png
+from paddleseg_ext.utils import UserInputError, read_image, read_panoptic_png, write_panoptic_png
 from tests.conftest import THING_FLAGS, error_line, run_main, write_config
 
 
@@ -75,6 +77,9 @@ def _predict(capfd, demo, weights, *args):
 def test_panoptic_json_scored_by_eval_panoptic_equals_val(demo, fitted, tmp_path, capfd):
     save = tmp_path / "pred"
     flags = ["--threshold", "0.0"]  # centres from the untrained centre head: thing segments (with scores) too
+    gt = os.path.join(demo.root, "gtFine", "cityscapes_panoptic_val")
+    # image ids from the Cityscapes file names (createPanopticImgs' `images` name files that do not exist,
+    # <id>_gtFine_leftImg8bit.png, so --image_info cannot take them from there)
     _predict(capfd, demo, fitted, "--image_path", os.path.join(demo.root, "leftImg8bit", "val"), "--save_dir", save,
              "--save_panoptic_json", *flags)
     rc, _, err = run_main(capfd, val_cli.main, ["--config", demo.cfg, "--model_path", fitted, "--device", "cpu",
@@ -82,7 +87,6 @@ def test_panoptic_json_scored_by_eval_panoptic_equals_val(demo, fitted, tmp_path
     assert rc == 0, err
     val = json.load(open(str(tmp_path / "val.json")))["panoptic"]
     # scored against the label-id ground truth (cityscapesscripts' own json): category ids are label ids
-    gt = os.path.join(demo.root, "gtFine", "cityscapes_panoptic_val")
     assert eval_panoptic_main(["--gt-json-file", gt + ".json", "--gt-folder", gt, "--prediction-json-file",
                                str(save / "panoptic_predictions.json"), "--prediction-folder",
                                str(save / "panoptic_predictions"), "--results_file", str(tmp_path / "pq.json")]) == 0
@@ -255,7 +259,8 @@ def test_video(demo, fitted, tmp_path, capfd):
     assert min(others) > 2 * diff.mean(), (others, diff.mean())
 
 
-@pytest.mark.parametrize("case", ["nothing", "missing_video", "not_a_video", "long_side", "video_frames"])
+@pytest.mark.parametrize("case", ["nothing", "missing_video", "not_a_video", "long_side", "video_frames",
+                                  "image_info"])
 def test_bad_arguments_give_one_line(demo, tmp_path, capfd, case):
     args = ["--config", demo.cfg, "--model_path", demo.weights, "--save_dir", tmp_path / "out"]
     text = tmp_path / "notes.mp4"
@@ -266,6 +271,57 @@ def test_bad_arguments_give_one_line(demo, tmp_path, capfd, case):
         "not_a_video": (["--video", text], "notes.mp4"),
         "long_side": (["--image_path", demo.images[0], "--long_side", "0"], "--long_side"),
         "video_frames": (["--video", text, "--video_frames", "0"], "--video_frames"),
+        "image_info": (["--image_path", demo.images[0], "--save_panoptic_json", "--image_info", text], "notes.mp4"),
     }[case]
     rc, _, err = run_main(capfd, predict_cli.main, args + extra)
     assert expected in error_line(rc, err)
+
+
+def test_json_writer_any_category_ids_scores_and_image_ids(tmp_path):
+    """`PanopticJsonWriter` with a custom dataset's non-contiguous category ids: ids mapped, a score per thing
+    instance, image ids from --image_info; the ground truth made of the same map scores PQ 100."""
+    meta = types.SimpleNamespace(category_ids=[7, 23, 101, 10000], class_names=["road", "sky", "cat", "dog"],
+                                 thing_ids=[2, 3], palette=np.arange(12, dtype=np.uint8).reshape(4, 3),
+                                 label_divisor=1000, void_label=255000)
+    pan = np.full((20, 30), 255000, np.int64)
+    pan[10:] = 0                 # road
+    pan[:5] = 1000               # sky
+    pan[12:15, 2:6] = 2001       # cat 1
+    pan[12:18, 20:25] = 2002     # cat 2
+    pan[5:9, 10:30] = 3001       # dog
+    result = {"panoptic": pan, "instance_ids": np.array([3001, 2002, 2001]),
+              "instance_scores": np.array([[0.3, 0.1], [0.8, 0.2], [0.6, 0.4]], np.float32)}
+    pred_dir = tmp_path / "pred"
+    writer = predict_mod.PanopticJsonWriter(str(pred_dir), meta, image_ids={"a.jpg": 42})
+    writer.add("sub/a", "/photos/a.jpg", result)
+    with pytest.raises(UserInputError, match="b.jpg is not listed"):
+        writer.add("b", "/photos/b.jpg", result)
+    writer.finish()
+    pred = json.load(open(str(pred_dir / "panoptic_predictions.json")))
+    (ann,) = pred["annotations"]
+    assert ann["image_id"] == 42 and ann["file_name"] == "sub/a.png"
+    assert pred["images"] == [{"id": 42, "file_name": "a.jpg", "height": 20, "width": 30}]
+    assert [(c["id"], c["isthing"]) for c in pred["categories"]] == [(7, 0), (23, 0), (101, 1), (10000, 1)]
+    segs = {(s["category_id"], s["area"]): s for s in ann["segments_info"]}
+    assert set(segs) == {(7, 10 * 30 - 12 - 30), (23, 150), (101, 12), (101, 30), (10000, 80)}
+    assert segs[(101, 12)]["score"] == pytest.approx(0.6) and segs[(101, 30)]["score"] == pytest.approx(0.8)
+    assert segs[(10000, 80)]["score"] == pytest.approx(0.3) and "score" not in segs[(7, 258)]
+    assert segs[(10000, 80)]["bbox"] == [10, 5, 20, 4]
+
+    # ground truth: the same segments under other segment ids, categories only in the gt json
+    gt_dir = tmp_path / "gt"
+    ids = read_panoptic_png(str(pred_dir / "panoptic_predictions" / "sub" / "a.png"))
+    write_panoptic_png(str(gt_dir / "a.png"), np.where(ids > 0, ids + 100, 0))
+    gt_segs = [dict(s, id=s["id"] + 100) for s in ann["segments_info"]]
+    for s in gt_segs:
+        s.pop("score", None)
+    gt_json = {"annotations": [{"image_id": 42, "file_name": "a.png", "segments_info": gt_segs}],
+               "categories": [{"id": c["id"], "name": c["name"], "isthing": c["isthing"]} for c in pred["categories"]]}
+    json.dump(gt_json, open(str(tmp_path / "gt.json"), "w"))
+    assert eval_panoptic_main(["--gt-json-file", str(tmp_path / "gt.json"), "--gt-folder", str(gt_dir),
+                               "--prediction-json-file", str(pred_dir / "panoptic_predictions.json"),
+                               "--prediction-folder", str(pred_dir / "panoptic_predictions"),
+                               "--results_file", str(tmp_path / "pq.json")]) == 0
+    scored = json.load(open(str(tmp_path / "pq.json")))
+    assert scored["All"]["pq"] == pytest.approx(1.0) and scored["All"]["n"] == 4
+    assert set(scored["per_class"]) == {"7", "23", "101", "10000"}

@@ -317,6 +317,20 @@ def video_output_path(save_dir, video_path):
     return os.path.join(save_dir, os.path.splitext(os.path.basename(video_path))[0] + "_panoptic.mp4")
 
 
+def open_video(video_path):
+    """(cv2.VideoCapture, first frame uint8 [h, w, 3] BGR) of a video file; UserInputError naming it when it is
+    missing or no frame can be decoded."""
+    if not os.path.isfile(video_path):
+        raise UserInputError("--video not found: {}".format(video_path))
+    cap = cv2.VideoCapture(video_path)
+    ok, frame = cap.read() if cap.isOpened() else (False, None)
+    if not ok:
+        cap.release()
+        raise UserInputError("cannot read a frame of the video (not a video, or a codec OpenCV lacks): {}".format(
+            video_path))
+    return cap, frame
+
+
 def predict_video(predictor, video_path, save_dir, palette, label_divisor=1000, max_frames=None, alpha=0.5,
                   progress=True):
     """Draw the panoptic picture (`visualize_panoptic`, as ``<name>_panoptic.png``) of every frame of a
@@ -329,16 +343,10 @@ def predict_video(predictor, video_path, save_dir, palette, label_divisor=1000, 
     Raises:
         UserInputError: the video cannot be opened or has no frame, or the output cannot be written.
     """
-    if not os.path.isfile(video_path):
-        raise UserInputError("--video not found: {}".format(video_path))
     if max_frames is not None and int(max_frames) < 1:
         raise UserInputError("--video_frames must be at least 1, got {}".format(max_frames))
-    cap = cv2.VideoCapture(video_path)
+    cap, frame = open_video(video_path)
     try:
-        ok, frame = cap.read() if cap.isOpened() else (False, None)
-        if not ok:
-            raise UserInputError("cannot read a frame of the video (not a video, or a codec OpenCV lacks): {}".format(
-                video_path))
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0  # some containers carry no rate; 25 as ffmpeg assumes
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if max_frames is not None:
@@ -398,8 +406,8 @@ def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=Fa
     dev = setup_device(device)
     rank, nranks = init_distributed()
     images, root = collect_images(image_path) if image_path else ([], None)
-    if video and not os.path.isfile(video):
-        raise UserInputError("--video not found: {}".format(video))
+    if video:
+        open_video(video)[0].release()  # a bad video fails before the model is built
     image_ids = load_image_ids(image_info) if image_info else None
     check_writable_dir(save_dir, "--save_dir")
     cfg = load_config(config)

@@ -265,12 +265,13 @@ def test_bad_arguments_give_one_line(demo, tmp_path, capfd, case):
     args = ["--config", demo.cfg, "--model_path", demo.weights, "--save_dir", tmp_path / "out"]
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
+    _write_clip(str(tmp_path / "clip.mp4"), [np.zeros((16, 16, 3), np.uint8)] * 2, 5)
     extra, expected = {
         "nothing": ([], "--image_path"),
         "missing_video": (["--video", tmp_path / "none.mp4"], "none.mp4"),
         "not_a_video": (["--video", text], "notes.mp4"),
         "long_side": (["--image_path", demo.images[0], "--long_side", "0"], "--long_side"),
-        "video_frames": (["--video", text, "--video_frames", "0"], "--video_frames"),
+        "video_frames": (["--video", tmp_path / "clip.mp4", "--video_frames", "0"], "--video_frames"),
         "image_info": (["--image_path", demo.images[0], "--save_panoptic_json", "--image_info", text], "notes.mp4"),
     }[case]
     rc, _, err = run_main(capfd, predict_cli.main, args + extra)

@@ -264,7 +264,13 @@ class PanopticJsonWriter:
         annotations = [a for part in all_gather_objects(self.annotations) for a in part]
         images = [a for part in all_gather_objects(self.images) for a in part]
         if rank == 0:
-            order = sorted(range(len(images)), key=lambda i: str(images[i]["file_name"]))
+            order = sorted(range(len(images)), key=lambda i: annotations[i]["file_name"])
+            first = {}
+            for ann in annotations:  # a test server or evaluator pairs predictions by image_id: it must be unique
+                other = first.setdefault(ann["image_id"], ann["file_name"])
+                if other != ann["file_name"]:
+                    raise UserInputError("image_id {!r} is given to two images ({} and {}); give each image its id "
+                                         "with --image_info".format(ann["image_id"], other, ann["file_name"]))
             save_metrics({"annotations": [annotations[i] for i in order], "images": [images[i] for i in order],
                           "categories": self.categories()}, self.json_path)
         return self.json_path

@@ -297,6 +297,11 @@ def test_json_writer_any_category_ids_scores_and_image_ids(tmp_path):
     writer.add("sub/a", "/photos/a.jpg", result)
     with pytest.raises(UserInputError, match="b.jpg is not listed"):
         writer.add("b", "/photos/b.jpg", result)
+    twin = predict_mod.PanopticJsonWriter(str(tmp_path / "twin"), meta)
+    twin.add("x/a", "/x/a.jpg", result)
+    twin.add("y/a", "/y/a.jpg", result)  # the same default image_id "a"
+    with pytest.raises(UserInputError, match="image_id 'a' is given to two images"):
+        twin.finish()
     writer.finish()
     pred = json.load(open(str(pred_dir / "panoptic_predictions.json")))
     (ann,) = pred["annotations"]

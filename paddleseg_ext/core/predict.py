@@ -11,8 +11,19 @@ For an input ``<image_path>/<sub/dirs>/<name>.<ext>`` the outputs are written to
   ``255 * label_divisor``), COCO-encoded as ``id = R + 256 G + 256^2 B`` (lossless;
   ``paddleseg_ext.utils.read_panoptic_png`` reads it back).
 
-Images are split over the ranks of ``paddle.distributed.launch``: image i goes to rank i % nranks.
-Each image goes through the pipeline's `Predictor` (the path val and the exported model take).
+With ``--save_panoptic_json`` the predictions are also written in the COCO panoptic format, with the
+dataset's own category ids (Cityscapes label ids, COCO category ids, a custom dataset's json ids):
+``<save_dir>/panoptic_predictions/<sub/dirs>/<name>.png`` (segment ids, ``id2rgb``) and one
+``<save_dir>/panoptic_predictions.json`` (``annotations``, ``categories``, ``images``), which
+`tools/eval_panoptic.py`, panopticapi or a test server read.
+
+``--video IN.mp4`` writes ``<save_dir>/<name>_panoptic.mp4``: the panoptic picture of every frame, same
+frame rate and size.
+
+Images are split over the ranks of ``paddle.distributed.launch``: image i goes to rank i % nranks (a
+video is done by rank 0). Each image goes through the pipeline's `Predictor` (the path val and the
+exported model take); an image of any size is accepted (`pipeline.inference_transforms`). Every file
+is written under a temporary name and renamed, so an interrupted run leaves no half-written output.
 """
 import os
 import sys
@@ -21,11 +32,16 @@ import cv2
 import numpy as np
 import paddle
 
+from panoptic_metrics.distributed import all_gather_objects
+from panoptic_metrics.formats import panoptic_annotation, panoptic_to_segments
+
 from ..pipeline import build_predictor
+from ..pipeline.predictor import as_rgb
 from ..runtime import build_model, dataset_metadata, init_distributed, load_config, setup_device
-from ..utils import UserInputError, check_writable_dir, read_image, write_panoptic_png
+from ..utils import UserInputError, check_writable_dir, load_json, read_image, write_panoptic_png
 from ..visualize import visualize_instance, visualize_panoptic, visualize_semantic
 from .progress import Progress
+from .val import save_metrics
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -110,10 +126,30 @@ def output_paths(save_dir, image_file, image_root):
     return {k: os.path.join(save_dir, stem + s) for k, s in OUTPUT_SUFFIXES.items()}
 
 
-def _imwrite(path, rgb):
+def _temporary_name(path):
+    """A hidden name next to `path` with the same extension (OpenCV picks the format by extension)."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, ".tmp_{}_{}".format(os.getpid(), name))
+
+
+def write_atomic(path, write):
+    """`write(temporary path)`, then rename it to `path`: a killed run never leaves a half-written file."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    if not cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1])):
-        raise UserInputError("cannot write {}".format(path))
+    tmp = _temporary_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _imwrite(path, rgb):
+    def write(tmp):
+        if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1])):
+            raise UserInputError("cannot write {}".format(path))
+
+    write_atomic(path, write)
 
 
 def save_prediction(paths, image, semantic, panoptic, palette, label_divisor=1000, alpha=0.5):
@@ -129,12 +165,122 @@ def save_prediction(paths, image, semantic, panoptic, palette, label_divisor=100
     _imwrite(paths["panoptic"], visualize_panoptic(panoptic, palette, label_divisor, image, alpha))
     _imwrite(paths["semantic"], visualize_semantic(semantic, palette, image, alpha))
     _imwrite(paths["instance"], visualize_instance(panoptic, label_divisor, image, alpha))
-    write_panoptic_png(paths["panoptic_raw"], np.asarray(panoptic, dtype=np.int64))
+    write_atomic(paths["panoptic_raw"], lambda tmp: write_panoptic_png(tmp, np.asarray(panoptic, dtype=np.int64)))
+
+
+def image_id_of(file_name):
+    """The ``image_id`` the official ground truth gives an image file.
+
+    Cityscapes: ``<city>_<seq>_<frame>`` (the name without ``_leftImg8bit``); COCO: the number of
+    ``000000000139.jpg`` (139); any other name: its stem.
+    """
+    stem = os.path.splitext(os.path.basename(file_name))[0]
+    if stem.endswith("_leftImg8bit"):
+        return stem[:-len("_leftImg8bit")]
+    return int(stem) if stem.isdigit() else stem
+
+
+def load_image_ids(json_file):
+    """File name -> ``image_id`` from the ``images`` list of a COCO-style json (a dataset's panoptic json,
+    COCO's ``image_info_test-dev2017.json``); keys are base names."""
+    data = load_json(json_file, "--image_info json")
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not all(isinstance(i, dict) and "id" in i and "file_name" in i
+                                               for i in images):
+        raise UserInputError("--image_info {}: needs an `images` list of {{id, file_name}} entries".format(json_file))
+    return {os.path.basename(i["file_name"]): i["id"] for i in images}
+
+
+class PanopticJsonWriter:
+    """Predictions in the COCO panoptic format, with the dataset's own category ids.
+
+    ``<save_dir>/panoptic_predictions/<rel stem>.png`` per image (segment ids 1..N, ``id2rgb``) and, on
+    `finish`, ``<save_dir>/panoptic_predictions.json``: ``annotations`` (``image_id``, ``file_name``,
+    ``segments_info`` with ``id``, ``category_id``, ``iscrowd`` 0, ``area``, ``bbox`` [x, y, w, h], and
+    ``score`` for thing instances), ``categories`` (``id``, ``name``, ``isthing``, ``color``) and
+    ``images`` (``id``, ``file_name``, ``height``, ``width``), gathered over all ranks.
+
+    Args:
+        save_dir (str): output folder.
+        meta: `runtime.dataset_metadata` (category_ids, class_names, thing_ids, palette, label_divisor,
+            void_label).
+        image_ids (dict): file base name -> image_id (`load_image_ids`); default `image_id_of` the name.
+    """
+
+    JSON_NAME = "panoptic_predictions.json"
+    FOLDER = "panoptic_predictions"
+
+    def __init__(self, save_dir, meta, image_ids=None):
+        self.image_ids = image_ids
+        self.json_path = os.path.join(save_dir, self.JSON_NAME)
+        self.folder = os.path.join(save_dir, self.FOLDER)
+        self.meta = meta
+        self.category_map = dict(enumerate(meta.category_ids))
+        self.annotations, self.images = [], []
+
+    def categories(self):
+        m = self.meta
+        names = list(m.class_names) + [str(c) for c in m.category_ids[len(m.class_names):]]
+        return [{"id": int(c), "name": names[i], "isthing": int(i in set(m.thing_ids)),
+                 "color": [int(v) for v in m.palette[i]]} for i, c in enumerate(m.category_ids)]
+
+    def image_id(self, image_file):
+        if self.image_ids is None:
+            return image_id_of(image_file)
+        name = os.path.basename(image_file)
+        if name not in self.image_ids:
+            raise UserInputError("{} is not listed in the `images` of --image_info".format(image_file))
+        return self.image_ids[name]
+
+    def add(self, rel_stem, image_file, result):
+        """Write one image's prediction; `result` is the `Predictor`'s dict (panoptic [h, w],
+        instance_ids [M], instance_scores [M, S]: the first score mode becomes ``score``)."""
+        panoptic = np.asarray(result["panoptic"], dtype=np.int64)
+        div, void = self.meta.label_divisor, self.meta.void_label
+        file_name = rel_stem + ".png"
+        seg_ids, info = panoptic_to_segments(panoptic, div, void, self.category_map)
+        write_atomic(os.path.join(self.folder, file_name), lambda tmp: write_panoptic_png(tmp, seg_ids))
+        # segment k + 1 is the k-th panoptic label in increasing order (`panoptic_to_segments`)
+        labels = np.unique(panoptic[panoptic != void])
+        ids = np.asarray(result["instance_ids"], dtype=np.int64).ravel()
+        scores = np.asarray(result["instance_scores"], dtype=np.float64)
+        scores = scores[:, None] if scores.ndim == 1 else scores
+        is_thing = (labels % div > 0) & np.isin(labels // div, self.meta.thing_ids)
+        order = np.argsort(ids)
+        pos = np.clip(np.searchsorted(ids[order], labels), 0, max(len(ids) - 1, 0))
+        found = is_thing & (len(ids) > 0)
+        if len(ids):
+            found &= ids[order][pos] == labels
+        for seg, has, k in zip(info, found.tolist(), pos.tolist()):
+            if has:
+                seg["score"] = float(scores[order[k], 0])
+        image_id = self.image_id(image_file)
+        self.annotations.append(panoptic_annotation(image_id, file_name, info))
+        self.images.append({"id": image_id, "file_name": os.path.basename(image_file),
+                            "height": int(panoptic.shape[0]), "width": int(panoptic.shape[1])})
+
+    def finish(self, rank=0):
+        """Gather every rank's annotations and write the json on rank 0 (atomically); returns its path."""
+        annotations = [a for part in all_gather_objects(self.annotations) for a in part]
+        images = [a for part in all_gather_objects(self.images) for a in part]
+        if rank == 0:
+            order = sorted(range(len(images)), key=lambda i: annotations[i]["file_name"])
+            first = {}
+            for ann in annotations:  # a test server or evaluator pairs predictions by image_id: it must be unique
+                other = first.setdefault(ann["image_id"], ann["file_name"])
+                if other != ann["file_name"]:
+                    raise UserInputError("image_id {!r} is given to two images ({} and {}); give each image its id "
+                                         "with --image_info".format(ann["image_id"], other, ann["file_name"]))
+            save_metrics({"annotations": [annotations[i] for i in order], "images": [images[i] for i in order],
+                          "categories": self.categories()}, self.json_path)
+        return self.json_path
 
 
 def predict(predictor, image_list, image_root, save_dir, palette, label_divisor=1000, rank=0, nranks=1, alpha=0.5,
-            progress=True):
-    """Predict this rank's share of `image_list` (images i with i % nranks == rank) and save the outputs.
+            progress=True, json_writer=None):
+    """Predict this rank's share of `image_list` (images i with i % nranks == rank) and save the outputs
+    (also in the official format when `json_writer`, a `PanopticJsonWriter`, is given; its `finish` is
+    the caller's).
 
     Returns:
         list of (image path, dict of written output paths).
@@ -161,6 +307,9 @@ def predict(predictor, image_list, image_root, save_dir, palette, label_divisor=
                 raise UserInputError("{}: {}".format(path, e))
             paths = output_paths(save_dir, path, image_root)
             save_prediction(paths, image, result["semantic"], result["panoptic"], palette, label_divisor, alpha)
+            if json_writer is not None:
+                rel_stem = os.path.relpath(paths["panoptic_raw"], save_dir)[:-len(OUTPUT_SUFFIXES["panoptic_raw"])]
+                json_writer.add(rel_stem, path, result)
             done.append((path, paths))
         bar.step()
     if unreadable:
@@ -169,32 +318,130 @@ def predict(predictor, image_list, image_root, save_dir, palette, label_divisor=
     return done
 
 
+def video_output_path(save_dir, video_path):
+    """``<save_dir>/<name>_panoptic.mp4`` of ``.../<name>.<ext>``."""
+    return os.path.join(save_dir, os.path.splitext(os.path.basename(video_path))[0] + "_panoptic.mp4")
+
+
+def open_video(video_path):
+    """(cv2.VideoCapture, first frame uint8 [h, w, 3] BGR) of a video file; UserInputError naming it when it is
+    missing or no frame can be decoded."""
+    if not os.path.isfile(video_path):
+        raise UserInputError("--video not found: {}".format(video_path))
+    cap = cv2.VideoCapture(video_path)
+    ok, frame = cap.read() if cap.isOpened() else (False, None)
+    if not ok:
+        cap.release()
+        raise UserInputError("cannot read a frame of the video (not a video, or a codec OpenCV lacks): {}".format(
+            video_path))
+    return cap, frame
+
+
+def predict_video(predictor, video_path, save_dir, palette, label_divisor=1000, max_frames=None, alpha=0.5,
+                  progress=True):
+    """Draw the panoptic picture (`visualize_panoptic`, as ``<name>_panoptic.png``) of every frame of a
+    video into ``<save_dir>/<name>_panoptic.mp4`` (MPEG-4 part 2, 'mp4v'; same frame rate and size).
+
+    Args:
+        max_frames (int): stop after this many frames (None: the whole video).
+    Returns:
+        (output path, number of frames written).
+    Raises:
+        UserInputError: the video cannot be opened or has no frame, or the output cannot be written.
+    """
+    if max_frames is not None and int(max_frames) < 1:
+        raise UserInputError("--video_frames must be at least 1, got {}".format(max_frames))
+    cap, frame = open_video(video_path)
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0  # some containers carry no rate; 25 as ffmpeg assumes
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if max_frames is not None:
+            total = min(total, int(max_frames)) if total > 0 else int(max_frames)
+        check_writable_dir(save_dir, "--save_dir")
+        out_path = video_output_path(save_dir, video_path)
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:
+            _warn("{}: frames of {}x{} (w x h); MPEG-4 stores even sizes only, so {} keeps the first {}x{} "
+                  "pixels".format(video_path, w, h, out_path, w - w % 2, h - h % 2))
+        count = [0]
+
+        def write(tmp):
+            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            if not writer.isOpened():
+                raise UserInputError("cannot write the video {} (OpenCV has no 'mp4v' encoder)".format(out_path))
+            bar = Progress(total, progress)
+            f = frame
+            try:
+                while f is not None and (max_frames is None or count[0] < int(max_frames)):
+                    rgb = as_rgb(f)[..., ::-1]  # OpenCV decodes to BGR
+                    result = predictor(rgb)
+                    picture = visualize_panoptic(result["panoptic"], palette, label_divisor, rgb, alpha)
+                    writer.write(np.ascontiguousarray(picture[..., ::-1]))
+                    count[0] += 1
+                    bar.step()
+                    ok, f = cap.read()
+                    f = f if ok else None
+            finally:
+                writer.release()
+
+        write_atomic(out_path, write)
+    finally:
+        cap.release()
+    return out_path, count[0]
+
+
 def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=False, postprocess=None, device=None,
-                verbose=False):
-    """Body of `predict.py`: the outputs of every image under `image_path` in `save_dir`.
+                verbose=False, save_panoptic_json=False, long_side=None, video=None, video_frames=None,
+                image_info=None):
+    """Body of `predict.py`: the outputs of every image under `image_path` (and of a video) in `save_dir`.
 
     Args:
         config, model_path (str): YAML config and weights.
-        image_path (str): an image, a folder or a .txt list (see `collect_images`).
+        image_path (str): an image, a folder or a .txt list (see `collect_images`); may be None with `video`.
         save_dir (str): output folder (sub-folders of the input are kept).
         scales, flip: test-time augmentation. postprocess (dict): post-processing overrides.
+        save_panoptic_json (bool): also write the official format (`PanopticJsonWriter`); `image_info`: a json
+            whose `images` give the image ids (`load_image_ids`).
+        long_side (int): resize images (and frames) to this longer side first, results at the original size.
+        video (str): a video file (rank 0 does it); video_frames (int): stop after that many frames.
     Returns:
         list of (image path, dict of written output paths) of this rank.
     """
+    if not image_path and not video:
+        raise UserInputError("give --image_path (images) or --video (a video file)")
     dev = setup_device(device)
     rank, nranks = init_distributed()
-    images, root = collect_images(image_path)
+    images, root = collect_images(image_path) if image_path else ([], None)
+    if video:
+        open_video(video)[0].release()  # a bad video fails before the model is built
+    image_ids = load_image_ids(image_info) if image_info else None
     check_writable_dir(save_dir, "--save_dir")
     cfg = load_config(config)
     builder, model = build_model(cfg, config, model_path, verbose=verbose)
     meta = dataset_metadata(cfg, builder, config)
     predictor = build_predictor(model, cfg, config, builder, meta=meta, postprocess=postprocess, scales=scales,
-                                flip=flip)
+                                flip=flip, long_side=long_side)
     if rank == 0:
-        print("[PREDICT] config {}, model {} ({}), {} image(s) on {} process(es), device {} -> {}".format(
-            config, type(model).__name__, model_path, len(images), nranks, dev, save_dir), flush=True)
-    done = predict(predictor, images, root, save_dir, meta.palette, meta.label_divisor, rank=rank, nranks=nranks)
-    # every rank reports its own share (under paddle.distributed.launch each rank has its own log)
-    print("[PREDICT] saved the results of {} image(s) of rank {} under {}".format(len(done), rank, save_dir),
-          flush=True)
+        print("[PREDICT] config {}, model {} ({}), {} image(s){} on {} process(es), device {} -> {}".format(
+            config, type(model).__name__, model_path, len(images), " and video {}".format(video) if video else "",
+            nranks, dev, save_dir), flush=True)
+    done = []
+    if images:
+        writer = PanopticJsonWriter(save_dir, meta, image_ids) if save_panoptic_json else None
+        try:
+            done = predict(predictor, images, root, save_dir, meta.palette, meta.label_divisor, rank=rank,
+                           nranks=nranks, json_writer=writer)
+            # every rank reports its own share (under paddle.distributed.launch each rank has its own log)
+            print("[PREDICT] saved the results of {} image(s) of rank {} under {}".format(len(done), rank, save_dir),
+                  flush=True)
+        finally:
+            # also after unreadable images (reported by `predict` at its end): the json lists the others, and
+            # every rank takes part in the gather
+            if writer is not None:
+                path = writer.finish(rank)
+                if rank == 0:
+                    print("[PREDICT] official-format predictions: {} and {}".format(path, writer.folder), flush=True)
+    if video and rank == 0:
+        path, n = predict_video(predictor, video, save_dir, meta.palette, meta.label_divisor, video_frames)
+        print("[PREDICT] wrote {} frame(s) to {}".format(n, path), flush=True)
     return done

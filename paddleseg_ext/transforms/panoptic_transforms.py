@@ -71,6 +71,24 @@ class PanopticRandomPaddingCrop:
         return data
 
 
+#: coarsest stride of every backbone the project's models use (ResNet, MobileNet, Xception, HRNet: C5 at
+#: stride 32); a size the network handles as it was trained keeps its residue modulo this stride
+NETWORK_STRIDE = 32
+
+
+def next_accepted_size(size, target, divisor=NETWORK_STRIDE):
+    """Smallest n >= max(size, target) with n = target (mod divisor), per axis (ints or int arrays).
+
+    The padding target of a config tells which input sizes the network was built for: 32k + 1 for
+    the align_corners=True configs (2049x1025, 257x129: every stride-s feature then has an exact
+    pixel grid), 32k for the others (640x640, 2048x1024). A larger image is padded to the next size
+    of the same kind, as detectron2's ``size_divisibility`` pads a batch to a multiple of 32.
+    """
+    size, target = np.asarray(size, dtype=np.int64), np.asarray(target, dtype=np.int64)
+    need = np.maximum(size, target)
+    return need + np.mod(target - need, divisor)
+
+
 @manager.TRANSFORMS.add_component
 class PanopticPadding:
     """Pad bottom/right to a fixed `target_size` (e.g. 1024x2048 -> 1025x2049 for validation).
@@ -79,25 +97,48 @@ class PanopticPadding:
     ``data['trans_info']`` like PaddleSeg's ``Padding`` so results can be cropped back.
 
     Args:
-        target_size ([w, h] or int): output size; must not be smaller than the image.
+        target_size ([w, h] or int): output size; must not be smaller than the image, unless
+            `grow` is set.
         im_padding_value (float or list): image fill.
         label_padding_value (int): label fill, 0 = void segment id.
+        grow (bool): pad an image larger than `target_size` to `next_accepted_size` instead of
+            refusing it (the inference pipeline's copy, `pipeline.inference_transforms`, does: predict.py,
+            infer.py and val.py's predictions take images of any size; datasets keep the fixed size).
+        size_divisor (int): the stride whose residue `grow` keeps (`NETWORK_STRIDE`).
     """
 
-    def __init__(self, target_size=(2049, 1025), im_padding_value=127.5, label_padding_value=0):
+    def __init__(self, target_size=(2049, 1025), im_padding_value=127.5, label_padding_value=0, grow=False,
+                 size_divisor=NETWORK_STRIDE):
         self.target_w, self.target_h = _size_pair(target_size, "target_size")
         self.im_padding_value = im_padding_value
         self.label_padding_value = label_padding_value
+        self.grow = bool(grow)
+        self.size_divisor = int(size_divisor)
+        if self.size_divisor < 1:
+            raise UserInputError("PanopticPadding: size_divisor must be positive, got {!r}".format(size_divisor))
+
+    def growing(self):
+        """A copy of this transform with `grow` set (the object itself is left as it is)."""
+        return PanopticPadding((self.target_w, self.target_h), self.im_padding_value, self.label_padding_value,
+                               grow=True, size_divisor=self.size_divisor)
+
+    def padded_size(self, h, w):
+        """(h, w) an image of size (h, w) is padded to."""
+        if h <= self.target_h and w <= self.target_w:
+            return self.target_h, self.target_w
+        if not self.grow:
+            raise UserInputError(
+                "PanopticPadding: image of size {}x{} (w x h) is larger than target_size {}x{}; "
+                "raise target_size in the config".format(w, h, self.target_w, self.target_h))
+        out = next_accepted_size((h, w), (self.target_h, self.target_w), self.size_divisor)
+        return int(out[0]), int(out[1])
 
     def __call__(self, data):
         img = data["img"]
         h, w = img.shape[:2]
-        if h > self.target_h or w > self.target_w:
-            raise UserInputError(
-                "PanopticPadding: image of size {}x{} (w x h) is larger than target_size {}x{}; "
-                "raise target_size in the config".format(w, h, self.target_w, self.target_h))
+        out_h, out_w = self.padded_size(h, w)
         data.setdefault("trans_info", []).append(("padding", (h, w)))
-        pad_h, pad_w = self.target_h - h, self.target_w - w
+        pad_h, pad_w = out_h - h, out_w - w
         data["img"] = _pad(img, 0, pad_h, 0, pad_w, self.im_padding_value)
         for key in data.get("gt_fields", []):
             data[key] = _pad(data[key], 0, pad_h, 0, pad_w, self.label_padding_value)

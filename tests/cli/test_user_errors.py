@@ -298,16 +298,6 @@ def test_predict_corrupt_image_is_reported_and_the_others_written(demo_cli, tmp_
     assert not glob.glob(str(save / "zz_truncated*"))
 
 
-def test_predict_image_larger_than_the_padding_names_the_image(demo_cli, tmp_path, capfd):
-    big = str(tmp_path / "big.png")
-    pad_w, pad_h = demo_cli.pad
-    cv2.imwrite(big, np.zeros((pad_h + 3, pad_w + 5, 3), np.uint8))  # larger than the val padding
-    rc, out, err = run_inproc(capfd, "predict", ["--config", demo_cli.cfg, "--model_path", demo_cli.weights,
-                                                 "--image_path", big, "--save_dir", str(tmp_path / "pred")])
-    line = error_line(rc, err)
-    assert big in line and "target_size" in line
-
-
 def test_predict_script_subprocess_bad_config(demo_cli, tmp_path):
     """The real script (no in-process shortcut): unknown model type, one line, exit 2."""
     cfg = write_config(demo_cli.dic, str(tmp_path / "bad.yml"), lambda d: d["model"].update(type="NoSuchModel"))

@@ -1,6 +1,8 @@
 """predict.py (`core.predict`) on the demo data with the demo config and untrained weights: the four
-outputs per image, image lists and folders, rank sharding, TTA, one-line errors for bad input."""
+outputs per image, image lists and folders, rank sharding (one official-format json over the ranks), TTA,
+one-line errors for bad input. (Other sizes, the official format scored, video: test_predict_any_input.py.)"""
 import hashlib
+import json
 import os
 import shutil
 
@@ -145,7 +147,7 @@ def test_two_rank_prediction_writes_each_image_once(demo, tmp_path, capfd):
         shutil.copy(p, src / os.path.basename(p))
     two, one, logs = tmp_path / "two", tmp_path / "one", tmp_path / "logs"
     args = ["--config", demo.cfg, "--model_path", demo.weights, "--image_path", src, "--device", "cpu",
-            "--threshold", "0.0"]
+            "--threshold", "0.0", "--save_panoptic_json"]
     rc, out, _ = run_script(os.path.join(CONTRIB, "predict.py"), args + ["--save_dir", two], cwd=tmp_path,
                             launch=2, log_dir=logs, merge_output=True)
     log0, log1 = (open(str(logs / "workerlog.{}".format(r))).read() for r in (0, 1))
@@ -157,7 +159,14 @@ def test_two_rank_prediction_writes_each_image_once(demo, tmp_path, capfd):
     assert rc == 0, err
     stems = sorted(os.path.splitext(f)[0] for f in os.listdir(str(src)))
     expected = sorted(s + suffix for s in stems for suffix in predict_mod.OUTPUT_SUFFIXES.values())
-    assert sorted(os.listdir(str(two))) == expected
+    official = ["panoptic_predictions", "panoptic_predictions.json"]
+    assert sorted(os.listdir(str(two))) == sorted(expected + official)
+    # one json with every rank's images, the same as one process writes
+    assert json.load(open(str(two / official[1]))) == json.load(open(str(one / official[1])))
+    assert len(json.load(open(str(two / official[1])))["annotations"]) == 3
+    for s in stems:
+        np.testing.assert_array_equal(read_panoptic_png(str(two / official[0] / (s + ".png"))),
+                                      read_panoptic_png(str(one / official[0] / (s + ".png"))))
     for s in stems:
         a = read_panoptic_png(str(two / (s + "_panoptic_raw.png")))
         b = read_panoptic_png(str(one / (s + "_panoptic_raw.png")))

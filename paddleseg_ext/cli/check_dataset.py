@@ -12,12 +12,12 @@ writes ground-truth pictures (image | semantic | instance | panoptic, drawn as p
 import argparse
 import os
 
-from ..core.progress import Progress
 from ..datasets.convert import check_split, split_paths
 from ..datasets.convert.check import format_statistics
 from ..runtime.config import load_config
 from ..utils import UserInputError
 from .common import console_entry
+from .convert_panoptic import progress_bar
 
 MAX_PROBLEM_LINES = 20
 #: dataset types whose files this command knows how to find, and their layout
@@ -81,9 +81,9 @@ def main(argv=None):
             splits = [s for s in splits if os.path.exists(s[2])] or splits[:1]
     problems, results = [], []
     for name, image_dir, json_file, label_dir in splits:
-        bar = Progress(_count(json_file))
-        result = check_split(image_dir, json_file, label_dir, name, args.num_pictures,
-                             os.path.join(args.save_dir, name), progress=bar.step)
+        with progress_bar(_count(json_file)) as step:
+            result = check_split(image_dir, json_file, label_dir, name, args.num_pictures,
+                                 os.path.join(args.save_dir, name), progress=step)
         results.append(result)
         problems += result["problems"]
     train = next((r for r in results if r["name"] == "train" and "class_segments" in r), None)

@@ -17,11 +17,26 @@ The categories file is a json list of {"id", "name", "isthing", "color"} (train 
         --semantic sem/ --instances inst/ --out data/my_dataset --split val
 """
 import argparse
+import contextlib
+import sys
 
 from ..core.progress import Progress
 from ..datasets.convert import convert_labelme, convert_semantic_instance, load_categories
 from ..datasets.convert.output import find_by_stem, format_summary
 from .common import console_entry
+
+
+@contextlib.contextmanager
+def progress_bar(total):
+    """A progress bar's `step`; on an error the bar's line is ended so that the error is a line of its own."""
+    bar = Progress(total)
+    try:
+        yield bar.step
+    except BaseException:
+        if bar.n:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        raise
 
 
 def build_parser():
@@ -45,12 +60,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     categories = load_categories(args.categories)
     if args.format == "labelme":
-        bar = Progress(len(find_by_stem(args.labelme, (".json",), "--labelme")))
-        summary = convert_labelme(categories, args.labelme, args.out, args.split, progress=bar.step)
+        with progress_bar(len(find_by_stem(args.labelme, (".json",), "--labelme"))) as step:
+            summary = convert_labelme(categories, args.labelme, args.out, args.split, progress=step)
     else:
-        bar = Progress(len(find_by_stem(args.semantic, (".png",), "--semantic")))
-        summary = convert_semantic_instance(categories, args.images, args.semantic, args.instances, args.out,
-                                            args.split, progress=bar.step)
+        with progress_bar(len(find_by_stem(args.semantic, (".png",), "--semantic"))) as step:
+            summary = convert_semantic_instance(categories, args.images, args.semantic, args.instances, args.out,
+                                                args.split, progress=step)
     print(format_summary(summary))
     if summary.get("void_values"):
         print("semantic values that are no category id (void): {}".format(summary["void_values"]))

@@ -43,15 +43,22 @@ def _category_lut(category_map, max_class):
 def segment_boxes(seg_ids, n):
     """COCO boxes of segments 1..n of an [H, W] int map (0 = none): (x0, y0, w, h), each int64 [n].
 
-    From per-segment row and column occupancy tables ([n+1, H] and [n+1, W]): two bincounts, no loop.
-    Boxes of segments absent from the map are meaningless.
+    A segment occurs in a row iff one of the row's runs of equal ids starts with it, so the row and
+    column occupancy tables ([n+1, H], [n+1, W]) are bincounts over the run starts only (a few per row
+    and column) instead of over every pixel. Boxes of segments absent from the map are meaningless.
     """
     seg_ids = np.asarray(seg_ids)
     h, w = seg_ids.shape
-    rows_hit = np.bincount((seg_ids * h + np.arange(h, dtype=np.int32)[:, None]).ravel(),
-                           minlength=(n + 1) * h).reshape(n + 1, h)[1:] > 0
-    cols_hit = np.bincount((seg_ids * w + np.arange(w, dtype=np.int32)[None, :]).ravel(),
-                           minlength=(n + 1) * w).reshape(n + 1, w)[1:] > 0
+    flat = seg_ids.ravel()
+    # run starts along rows (a new id, or the first column) and along columns (a new id, or the first row)
+    row_starts = np.ones((h, w), bool)
+    row_starts[:, 1:] = seg_ids[:, 1:] != seg_ids[:, :-1]
+    col_starts = np.ones((h, w), bool)
+    col_starts[1:] = seg_ids[1:] != seg_ids[:-1]
+    at = np.flatnonzero(row_starts)
+    rows_hit = np.bincount(flat[at].astype(np.int64) * h + at // w, minlength=(n + 1) * h).reshape(n + 1, h)[1:] > 0
+    at = np.flatnonzero(col_starts)
+    cols_hit = np.bincount(flat[at].astype(np.int64) * w + at % w, minlength=(n + 1) * w).reshape(n + 1, w)[1:] > 0
     y0 = rows_hit.argmax(1)
     y1 = h - 1 - rows_hit[:, ::-1].argmax(1)
     x0 = cols_hit.argmax(1)

@@ -204,9 +204,12 @@ def _raw_frames(seed, num_train, num_val, height, width):
             yield split, "street_{}_{:03d}".format(split, i), img, label, inst
 
 
-def _polygons(mask):
-    """Outer contours of a bool mask as labelme point lists ([[x, y], ...], 3 points or more)."""
+def mask_polygons(mask, epsilon=0.0):
+    """Outer contours of a bool mask as labelme point lists ([[x, y], ...], 3 points or more), simplified
+    by Douglas-Peucker with tolerance `epsilon` pixels (0: every corner kept), as an annotator clicks them."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if epsilon > 0:
+        contours = [cv2.approxPolyDP(c, epsilon, True) for c in contours]
     return [c[:, 0, :].astype(float).tolist() for c in contours if len(c) >= 3]
 
 
@@ -233,23 +236,23 @@ def labelme_shapes(label, inst):
             shapes.append(_shape(label_id, [[float(xs.min()), float(ys.min())], [float(xs.max()), float(ys.max())]],
                                  "rectangle"))
         else:
-            shapes += [_shape(label_id, p) for p in _polygons(mask)]
+            shapes += [_shape(label_id, p) for p in mask_polygons(mask)]
     ids, areas = np.unique(inst[is_thing], return_counts=True)
     group = 0
     for v in ids[np.argsort(-areas, kind="stable")]:  # large things first: small ones in front stay visible
         mask = inst == v
         label_id = int(label[mask][0])
         if v < 1000:  # the crowd of cars: one shape, its own instance (labelme has no crowd marking)
-            shapes += [_shape(label_id, p) for p in _polygons(mask)]
+            shapes += [_shape(label_id, p) for p in mask_polygons(mask)]
             continue
         ys = np.nonzero(mask)[0]
         if label_id == CAR and ys.max() - ys.min() >= 4:
             cut = ys.min() + (ys.max() - ys.min() + 1) * 2 // 5
             top = mask.copy()
             top[cut:] = False
-            parts = _polygons(top) + _polygons(mask & ~top)
+            parts = mask_polygons(top) + mask_polygons(mask & ~top)
         else:
-            parts = _polygons(mask)
+            parts = mask_polygons(mask)
         group += 1
         shapes += [_shape(label_id, p, group_id=group if len(parts) > 1 else None) for p in parts]
     return shapes

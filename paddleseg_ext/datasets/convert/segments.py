@@ -42,14 +42,21 @@ def build_segments(class_map, instance_map, isthing):
         (segment ids int32 [H, W], 0 on void and 1..N ordered by (class, instance key); dict of [N]
         arrays 'class', 'instance' (the key), 'area', 'iscrowd', 'bbox' ([N, 4] x, y, w, h)).
     """
-    class_map = np.asarray(class_map).astype(np.int64, copy=False)
+    class_map = np.asarray(class_map)
     isthing = np.asarray(isthing, bool)
-    labelled = class_map >= 0
-    keep_instance = labelled & isthing[np.where(labelled, class_map, 0)]
-    inst_idx, inst_values, _ = compact_ids(np.where(keep_instance, instance_map, 0))
+    # class -1 (void) picks the appended False: one gather, no mask of the labelled pixels
+    keep_instance = np.append(isthing, False)[class_map]
+    instance_map = np.where(keep_instance, instance_map, 0)
+    top = int(instance_map.max(initial=0)) + 1
+    if (isthing.size + 1) * top <= 4 * instance_map.size:
+        # small id range (8/16-bit PNGs): the keys below stay small without renumbering the instances
+        inst_idx, inst_values = instance_map, np.arange(top, dtype=np.int64)
+    else:
+        inst_idx, inst_values, _ = compact_ids(instance_map)
     k = max(inst_values.size, 1)
     # void pixels (class -1, instance key 0 -> index 0) get key 0; every other key is >= 1
-    key = (class_map + 1) * k + inst_idx
+    dtype = np.int32 if (isthing.size + 1) * k < 2 ** 31 else np.int64
+    key = (class_map.astype(dtype, copy=False) + 1) * k + inst_idx
     seg_idx, keys, areas = compact_ids(key)
     if keys.size and keys[0] == 0:
         seg_map, keys, areas = seg_idx, keys[1:], areas[1:]

@@ -45,7 +45,7 @@ def convert_one_semantic_instance(stem, image_path, semantic_path, instance_path
         raise UserInputError("sizes differ for {!r}: image {} is {}x{}, semantic {}x{}, instances {}x{} (h x w)".format(
             stem, image_path, hw[0], hw[1], sem.shape[0], sem.shape[1], inst.shape[0], inst.shape[1]))
     cls = lut[sem]
-    void_values = np.unique(sem[cls < 0]) if (cls < 0).any() else np.zeros(0, sem.dtype)
+    void_values = np.flatnonzero(np.bincount(sem[cls < 0]))
     seg_map, segments = build_segments(cls, inst, isthing)
     return seg_map, segments, void_values
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from paddleseg_ext.cli import convert_panoptic as cli
 from paddleseg_ext.cli import make_demo_dataset as demo_cli
 from paddleseg_ext.utils import read_panoptic_png
-from tests.conftest import error_line, run_main
+from tests.conftest import error_line, load_benchmark, run_main
 
 CATS = [{"id": 10000, "name": "person", "isthing": 1, "color": [220, 20, 60]},  # a thing at train id 0
         {"id": 7, "name": "road", "isthing": 0, "color": [128, 64, 128]},
@@ -337,3 +337,10 @@ def test_raw_demo_converts(tmp_path, capfd, fmt):
         assert rc == 0, err
     segs, gt = read_back(str(out), "train")
     assert len(segs) == 2 and {s["category_id"] for a in gt["annotations"] for s in a["segments_info"]} >= {7, 101}
+
+
+def test_convert_benchmark_runs(capsys):
+    bench = load_benchmark("convert")
+    assert bench.main(["--height", "65", "--width", "129", "--instances", "6", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "outputs equal: True" in out and "| labelme |" in out and "check_dataset:" in out

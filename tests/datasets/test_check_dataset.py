@@ -10,9 +10,11 @@ import pytest
 
 from paddleseg_ext.cli import check_dataset as cli
 from paddleseg_ext.cli import convert_panoptic
+from paddleseg_ext.datasets.convert import check_split, split_paths
 from paddleseg_ext.utils import write_panoptic_png
 from tests.conftest import load_yaml, ROOT, run_main, write_config
-from tests.datasets.test_convert_panoptic import CATS, hand_built_frame, si_inputs
+from tests.datasets.conftest import make_coco
+from tests.datasets.test_convert_panoptic import hand_built_frame, si_inputs
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +125,24 @@ def test_many_problems_are_capped_and_config_is_read(converted, capfd, tmp_path)
     assert rc == 1 and len(problems) == cli.MAX_PROBLEM_LINES
     assert "... and 8 more problems" in out and "28 problem(s) found" in out
     assert "val: 1 images" in out  # the config's val dataset is checked too
+
+
+def test_coco_layout(tmp_path):
+    """CocoPanoptic's layout (val2017/, annotations/panoptic_val2017.json + folder), large COCO segment ids."""
+    root = make_coco(str(tmp_path / "coco"), "val", n=2)
+    result = check_split(*split_paths(root, "val", layout="coco"), name="val")
+    assert not result["problems"] and result["images"] == 2
+    person = [c["id"] for c in result["categories"]].index(1)
+    assert result["class_segments"][person] == 2 and result["class_pixels"][person] == 2 * 36
+
+
+def test_truncated_image_is_a_problem(converted, capfd, tmp_path):
+    root = str(tmp_path / "ds")
+    shutil.copytree(converted, root)
+    path = os.path.join(root, "images", "train", "c.jpg")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+    rc, out, problems = problems_of(capfd, root, "--split", "train")
+    assert rc == 1 and len(problems) == 1 and problems[0].endswith("c.jpg") and "truncated JPEG" in problems[0]

@@ -9,10 +9,14 @@ import os
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
 from paddleseg_ext.cli import convert_panoptic as cli
 from paddleseg_ext.cli import make_demo_dataset as demo_cli
+from paddleseg_ext.datasets.convert import build_segments
 from paddleseg_ext.utils import read_panoptic_png
 from tests.conftest import error_line, load_benchmark, run_main
 
@@ -143,6 +147,36 @@ def test_semantic_instance_random_frames(tmp_path, capfd, kinds):
     segs, _ = read_back(str(out), "val")
     for stem, (sem, inst) in frames.items():
         assert segs[stem] == expected_segments(sem, inst, cats)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda c: st.tuples(
+    hnp.arrays(np.int64, st.tuples(st.integers(1, 7), st.integers(1, 7)), elements=st.integers(-1, c - 1)),
+    st.lists(st.booleans(), min_size=c, max_size=c),
+    st.sampled_from([3, 70000, 2 ** 40]))))
+def test_build_segments_property(case):
+    """Every (class, instance) pair of the maps is one segment (stuff: per class, thing key 0: crowd), with
+    its exact pixels, area and box, for small and huge instance ids (bincount and np.unique paths)."""
+    cls, isthing, id_scale = case
+    rng = np.random.default_rng(cls.size)
+    inst = rng.integers(0, 3, cls.shape) * id_scale
+    seg_map, segs = build_segments(cls, inst, np.array(isthing))
+    got = {}
+    for k in range(len(segs["class"])):
+        mask = seg_map == k + 1
+        ys, xs = np.nonzero(mask)
+        assert segs["area"][k] == mask.sum()
+        assert segs["bbox"][k].tolist() == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+        got[(int(segs["class"][k]), bool(segs["iscrowd"][k]))] = got.get(
+            (int(segs["class"][k]), bool(segs["iscrowd"][k])), []) + [mask.tobytes()]
+    want = {}
+    for c in np.unique(cls[cls >= 0]).tolist():
+        keys = np.unique(inst[cls == c]).tolist() if isthing[c] else [0]
+        for i in keys:
+            mask = (cls == c) & ((inst == i) | (not isthing[c]))
+            want.setdefault((c, bool(isthing[c] and i == 0)), []).append(mask.tobytes())
+    assert {k: sorted(v) for k, v in got.items()} == {k: sorted(v) for k, v in want.items()}
+    assert ((seg_map == 0) == (cls < 0)).all()
 
 
 # ------------------------------------------------------------------------------------------------- labelme

@@ -4,11 +4,10 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from panoptic_metrics.panoptic_files import read_segment_ids
 
-from ...utils import UserInputError, load_json, read_image
+from ...utils import UserInputError, imread_checked, load_json, read_image
 from ...visualize import class_palette, panoptic_panel
 from .segments import compact_ids
 
@@ -113,8 +112,8 @@ def _unique_nonzero(ids):
 
 
 def _image_hw(path):
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
+    """(height, width) of a fully decoded image: a truncated or corrupt file is a problem too."""
+    return imread_checked(path).shape[:2]
 
 
 def check_split(image_dir, json_file, label_dir, name="split", num_pictures=0, picture_dir=None, progress=None):
@@ -164,11 +163,11 @@ def check_split(image_dir, json_file, label_dir, name="split", num_pictures=0, p
         if not os.path.isfile(png_path):
             problems.add(png_path, "panoptic PNG not found (listed in {})".format(json_file))
             continue
-        try:
+        try:  # the messages name the file
             hw = _image_hw(image_path)
             png = read_segment_ids(png_path).astype(np.int64)
         except (UserInputError, OSError) as e:
-            problems.add(png_path, "cannot read: {}".format(e))
+            problems.append(str(e))
             continue
         json_hw = (im.get("height", hw[0]), im.get("width", hw[1]))
         if png.shape != hw or json_hw != hw:

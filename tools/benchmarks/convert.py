@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from paddleseg_ext.datasets.convert import check_split, convert_labelme, convert_semantic_instance
 from paddleseg_ext.datasets.convert.output import layout_paths
 from paddleseg_ext.datasets.demo_dataset import mask_polygons
-from paddleseg_ext.utils import read_panoptic_png, write_panoptic_png
+from paddleseg_ext.utils import write_panoptic_png
 
 from . import HelpFormatter
 from .targets import _time, make_label_map
@@ -76,8 +76,8 @@ def _baseline_write(out, cats, image_src, pairs):
             continue
         ys, xs = np.nonzero(mask)
         seg_map[mask] = len(info) + 1
-        info.append({"id": len(info) + 1, "category_id": cid, "iscrowd": crowd, "area": int(mask.sum()),
-                     "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]})
+        box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+        info.append({"id": len(info) + 1, "category_id": cid, "iscrowd": crowd, "area": int(mask.sum()), "bbox": box})
     os.makedirs(out, exist_ok=True)
     shutil.copyfile(image_src, os.path.join(out, "frame.png"))
     write_panoptic_png(os.path.join(out, "frame_pan.png"), seg_map)
@@ -116,7 +116,8 @@ def baseline_labelme(folder, cats, out):
         key = (s["label"],) if not thing[s["label"]] else (s["label"], s["group_id"] if s["group_id"] is not None
                                                            else "shape{}".format(k))
         groups.setdefault(key, []).append(k)
-    pairs = [(owner, None, None)] + [(np.isin(owner, ks), ids[key[0]], 0) for key, ks in sorted(groups.items(), key=str)]
+    pairs = [(owner, None, None)] + [(np.isin(owner, ks), ids[key[0]], 0)
+                                     for key, ks in sorted(groups.items(), key=str)]
     return _baseline_write(out, cats, os.path.join(folder, "labelme", "frame.png"), pairs)
 
 

@@ -79,7 +79,8 @@ def _check_segments(where, ann, png_ids, cat_lut, problems):
     values, inverse, counts = _unique_nonzero(png_ids)
     listed, times = np.unique(seg_ids, return_counts=True)
     if (times > 1).any():
-        problems.add(where, "segment id(s) {} listed more than once in segments_info".format(_ids_text(listed[times > 1])))
+        problems.add(where, "segment id(s) {} listed more than once in segments_info".format(
+            _ids_text(listed[times > 1])))
     not_listed = values[~np.isin(values, seg_ids)]
     if not_listed.size:
         problems.add(where, "PNG segment id(s) {} not in segments_info".format(_ids_text(not_listed)))
@@ -89,7 +90,8 @@ def _check_segments(where, ann, png_ids, cat_lut, problems):
     known = (cat_ids >= 0) & (cat_ids < cat_lut.size)
     train = np.where(known, cat_lut[np.where(known, cat_ids, 0)], -1)
     if (train < 0).any():
-        problems.add(where, "unknown category_id(s) {} (not in `categories`)".format(_ids_text(np.unique(cat_ids[train < 0]))))
+        problems.add(where, "unknown category_id(s) {} (not in `categories`)".format(
+            _ids_text(np.unique(cat_ids[train < 0]))))
     pixel_area = np.zeros(seg_ids.size, np.int64)
     pos = np.searchsorted(values, seg_ids)
     found = (pos < values.size) & (values[np.minimum(pos, max(values.size - 1, 0))] == seg_ids) if values.size else \
@@ -125,9 +127,9 @@ def check_split(image_dir, json_file, label_dir, name="split", num_pictures=0, p
     """
     problems = _Problems()
     result = {"name": name, "problems": problems, "images": 0, "pictures": [], "categories": []}
-    for path, isdir in ((image_dir, True), (label_dir, True)):
+    for path, what in ((image_dir, "image"), (label_dir, "panoptic PNG")):
         if not os.path.isdir(path):
-            problems.add(path, "{} folder not found".format("image" if path == image_dir else "panoptic PNG"))
+            problems.add(path, "{} folder not found".format(what))
     loaded = _load(json_file, problems)
     if loaded is None or problems:
         return result

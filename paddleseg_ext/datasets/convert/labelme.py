@@ -5,6 +5,7 @@ ImageDraw polygon / rectangle / ellipse with outline and fill, so boundary pixel
 shape) and painted in file order, a later shape covering an earlier one.
 """
 import base64
+import io
 import math
 import os
 
@@ -100,8 +101,6 @@ def _image_source(ann, json_path):
 
 
 def _embedded_size(data, json_path):
-    import io
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size[1], im.size[0]
@@ -135,7 +134,7 @@ def convert_labelme(categories, labelme, out, split, progress=None):
     files = find_by_stem(labelme, (".json",), "--labelme")
     if not files:
         raise UserInputError("no labelme .json files in {}".format(labelme))
-    category_ids, isthing = category_tables(categories)
+    isthing = category_tables(categories)[1]
     name_to_train_id = {c["name"]: i for i, c in enumerate(categories)}
     with SplitWriter(out, split, categories) as writer:
         for stem in sorted(files):

@@ -35,7 +35,8 @@ def find_by_stem(folder, extensions, what):
                 continue
             path = os.path.join(d, f)
             if stem in found:
-                raise UserInputError("duplicate stem {!r} in the {} folder: {} and {}".format(stem, what, found[stem], path))
+                raise UserInputError("duplicate stem {!r} in the {} folder: {} and {}".format(
+                    stem, what, found[stem], path))
             found[stem] = path
     return found
 

@@ -68,7 +68,8 @@ def convert_semantic_instance(categories, images, semantic, instances, out, spli
         if stem not in image_files:
             raise UserInputError("semantic PNG without image: {} (no {}.* in {})".format(path, stem, images))
         if stem not in inst_files:
-            raise UserInputError("semantic PNG without instance PNG: {} (no {}.png in {})".format(path, stem, instances))
+            raise UserInputError("semantic PNG without instance PNG: {} (no {}.png in {})".format(
+                path, stem, instances))
     for stem, path in sorted(inst_files.items()):
         if stem not in sem_files:
             raise UserInputError("instance PNG without semantic PNG: {} (no {}.png in {})".format(path, stem, semantic))

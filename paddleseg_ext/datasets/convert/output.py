@@ -97,8 +97,8 @@ class SplitWriter:
         """Write the json, then replace the split's image folder, PNG folder and json by the staged ones."""
         if not self.images:
             raise UserInputError("nothing to convert: no annotated image found")
-        with open(self.staged[1], "w") as f:
-            json.dump({"images": self.images, "annotations": self.annotations, "categories": self.categories}, f)
+        with open(self.staged[1], "w") as f:  # json.dumps: C encoder (json.dump encodes in Python)
+            f.write(json.dumps({"images": self.images, "annotations": self.annotations, "categories": self.categories}))
         os.makedirs(os.path.dirname(self.final[1]), exist_ok=True)
         os.makedirs(os.path.dirname(self.final[0]), exist_ok=True)
         for src, dst in zip(self.staged, self.final):

@@ -42,6 +42,8 @@ setup(
         "panoptic-make-demo-dataset=paddleseg_ext.cli.make_demo_dataset:console_main",
         "panoptic-prepare-cityscapes=paddleseg_ext.cli.prepare_cityscapes:console_main",
         "panoptic-prepare-coco=paddleseg_ext.cli.prepare_coco:console_main",
+        "panoptic-convert=paddleseg_ext.cli.convert_panoptic:console_main",
+        "panoptic-check-dataset=paddleseg_ext.cli.check_dataset:console_main",
         "panoptic-eval=panoptic_metrics.cli:console_main",
     ]},
 )

@@ -40,6 +40,32 @@ def _category_lut(category_map, max_class):
     return lut, known
 
 
+def segment_boxes(seg_ids, n):
+    """COCO boxes of segments 1..n of an [H, W] int map (0 = none): (x0, y0, w, h), each int64 [n].
+
+    A segment occurs in a row iff one of the row's runs of equal ids starts with it, so the row and
+    column occupancy tables ([n+1, H], [n+1, W]) are bincounts over the run starts only (a few per row
+    and column) instead of over every pixel. Boxes of segments absent from the map are meaningless.
+    """
+    seg_ids = np.asarray(seg_ids)
+    h, w = seg_ids.shape
+    flat = seg_ids.ravel()
+    # run starts along rows (a new id, or the first column) and along columns (a new id, or the first row)
+    row_starts = np.ones((h, w), bool)
+    row_starts[:, 1:] = seg_ids[:, 1:] != seg_ids[:, :-1]
+    col_starts = np.ones((h, w), bool)
+    col_starts[1:] = seg_ids[1:] != seg_ids[:-1]
+    at = np.flatnonzero(row_starts)
+    rows_hit = np.bincount(flat[at].astype(np.int64) * h + at // w, minlength=(n + 1) * h).reshape(n + 1, h)[1:] > 0
+    at = np.flatnonzero(col_starts)
+    cols_hit = np.bincount(flat[at].astype(np.int64) * w + at % w, minlength=(n + 1) * w).reshape(n + 1, w)[1:] > 0
+    y0 = rows_hit.argmax(1)
+    y1 = h - 1 - rows_hit[:, ::-1].argmax(1)
+    x0 = cols_hit.argmax(1)
+    x1 = w - 1 - cols_hit[:, ::-1].argmax(1)
+    return x0, y0, x1 - x0 + 1, y1 - y0 + 1
+
+
 def panoptic_to_segments(panoptic, label_divisor=1000, void_label=DEFAULT_VOID_LABEL, category_map=None):
     """Split a panoptic map into segments, the COCO panoptic way.
 
@@ -67,15 +93,7 @@ def panoptic_to_segments(panoptic, label_divisor=1000, void_label=DEFAULT_VOID_L
     if n == 0:
         return seg_ids, []
     area = np.bincount(seg_ids.ravel(), minlength=n + 1)[1:]
-    # bounding boxes from per-segment row and column occupancy ([N+1, H] and [N+1, W] tables)
-    rows_hit = np.bincount((seg_ids * h + np.arange(h, dtype=np.int32)[:, None]).ravel(),
-                           minlength=(n + 1) * h).reshape(n + 1, h)[1:] > 0
-    cols_hit = np.bincount((seg_ids * w + np.arange(w, dtype=np.int32)[None, :]).ravel(),
-                           minlength=(n + 1) * w).reshape(n + 1, w)[1:] > 0
-    y0 = rows_hit.argmax(1)
-    y1 = h - 1 - rows_hit[:, ::-1].argmax(1)
-    x0 = cols_hit.argmax(1)
-    x1 = w - 1 - cols_hit[:, ::-1].argmax(1)
+    x0, y0, bw, bh = segment_boxes(seg_ids, n)
     classes = values // label_divisor
     if category_map is None:
         cats = classes
@@ -87,8 +105,7 @@ def panoptic_to_segments(panoptic, label_divisor=1000, void_label=DEFAULT_VOID_L
         cats = lut[classes]
     info = [{"id": i + 1, "category_id": c, "iscrowd": 0, "area": a, "bbox": [bx, by, bw, bh]}
             for i, (c, a, bx, by, bw, bh) in enumerate(zip(
-                cats.tolist(), area.tolist(), x0.tolist(), y0.tolist(),
-                (x1 - x0 + 1).tolist(), (y1 - y0 + 1).tolist()))]
+                cats.tolist(), area.tolist(), x0.tolist(), y0.tolist(), bw.tolist(), bh.tolist()))]
     return seg_ids, info
 
 

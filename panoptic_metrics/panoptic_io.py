@@ -24,12 +24,16 @@ def rgb2id(color):
 
 def id2rgb(ids):
     """[H, W] int segment ids -> [H, W, 3] uint8 RGB (inverse of `rgb2id`)."""
-    ids = np.asarray(ids).astype(np.int64)
-    rgb = np.empty(ids.shape + (3,), dtype=np.uint8)
-    rgb[..., 0] = ids % 256
-    rgb[..., 1] = (ids // 256) % 256
-    rgb[..., 2] = (ids // (256 * 256)) % 256
-    return rgb
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        ids = ids.astype(np.int64)
+    if ids.size == 0:
+        return np.zeros(ids.shape + (3,), np.uint8)
+    # the three low bytes of each id as a little-endian uint32 (two's complement for negative ids, as
+    # the modulo arithmetic gives), dropped to 3 channels by OpenCV (numpy's 3-of-4-bytes copy is slow)
+    rows = ids.astype("<u4").reshape(-1, ids.shape[-1] if ids.ndim else 1)
+    rgba = rows.view(np.uint8).reshape(rows.shape + (4,))
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB).reshape(ids.shape + (3,))
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -170,3 +170,135 @@ def make_demo_dataset(out, seed=0, num_train=8, num_val=4, height=128, width=256
     if splits:
         prepare_cityscapes(out, force=True, splits=splits, verbose=verbose)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Raw annotations of the same scenes, as a user brings them (tools/convert_panoptic.py's inputs)
+
+RAW_MARKER = ".demo_raw_annotations"
+#: the categories of the raw demo: a thing class first, non-contiguous ids up to 9999
+RAW_CATEGORIES = [
+    {"id": 7, "name": "car", "isthing": 1, "color": [0, 0, 142]},
+    {"id": 23, "name": "road", "isthing": 0, "color": [128, 64, 128]},
+    {"id": 60, "name": "sidewalk", "isthing": 0, "color": [244, 35, 232]},
+    {"id": 101, "name": "person", "isthing": 1, "color": [220, 20, 60]},
+    {"id": 205, "name": "sky", "isthing": 0, "color": [70, 130, 180]},
+    {"id": 318, "name": "building", "isthing": 0, "color": [70, 70, 70]},
+    {"id": 4000, "name": "vegetation", "isthing": 0, "color": [107, 142, 35]},
+    {"id": 9999, "name": "truck", "isthing": 1, "color": [0, 0, 70]},
+]
+#: Cityscapes label id of the scenes -> raw demo category id (0: void; terrain and the ego strip stay void)
+RAW_CATEGORY_OF_LABEL = {CAR: 7, ROAD: 23, SIDEWALK: 60, PERSON: 101, SKY: 205, BUILDING: 318, VEGETATION: 4000,
+                         TRUCK: 9999}
+#: stuff classes in the order the scenes paint them (labelme shapes follow it)
+RAW_STUFF_ORDER = (SKY, BUILDING, VEGETATION, SIDEWALK, ROAD)
+
+
+def _raw_frames(seed, num_train, num_val, height, width):
+    """(split, stem, RGB, label ids, instance ids) of each frame (the scenes of `make_demo_dataset`)."""
+    counts = {"train": num_train, "val": num_val}
+    for split_no, split in enumerate(SPLITS):
+        for i in range(counts[split]):
+            rng = np.random.default_rng([seed, split_no, i])
+            img, label, inst = render_scene(rng, height, width)
+            yield split, "street_{}_{:03d}".format(split, i), img, label, inst
+
+
+def mask_polygons(mask, epsilon=0.0):
+    """Outer contours of a bool mask as labelme point lists ([[x, y], ...], 3 points or more), simplified
+    by Douglas-Peucker with tolerance `epsilon` pixels (0: every corner kept), as an annotator clicks them."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if epsilon > 0:
+        contours = [cv2.approxPolyDP(c, epsilon, True) for c in contours]
+    return [c[:, 0, :].astype(float).tolist() for c in contours if len(c) >= 3]
+
+
+def _shape(label_id, points, kind="polygon", group_id=None):
+    name = next(c["name"] for c in RAW_CATEGORIES if c["id"] == RAW_CATEGORY_OF_LABEL[label_id])
+    return {"label": name, "points": points, "group_id": group_id, "description": "", "shape_type": kind,
+            "flags": {}}
+
+
+def labelme_shapes(label, inst):
+    """labelme shapes drawing a frame: stuff in painting order, as a rectangle when its box holds only
+    it and what is painted later, else polygons; things (largest first) as polygons, a car
+    as two parts (cabin and body) sharing a group_id, an occluded thing's pieces sharing one too."""
+    shapes = []
+    is_thing = (inst >= 1000) | ((label == CAR) & (inst == CAR))  # instances and the crowd of cars
+    for k, label_id in enumerate(RAW_STUFF_ORDER):
+        mask = label == label_id
+        if not mask.any():
+            continue
+        ys, xs = np.nonzero(mask)
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        painted_later = is_thing[box] | np.isin(label[box], RAW_STUFF_ORDER[k + 1:])
+        if (mask[box] | painted_later).all():
+            shapes.append(_shape(label_id, [[float(xs.min()), float(ys.min())], [float(xs.max()), float(ys.max())]],
+                                 "rectangle"))
+        else:
+            shapes += [_shape(label_id, p) for p in mask_polygons(mask)]
+    ids, areas = np.unique(inst[is_thing], return_counts=True)
+    group = 0
+    for v in ids[np.argsort(-areas, kind="stable")]:  # large things first: small ones in front stay visible
+        mask = inst == v
+        label_id = int(label[mask][0])
+        if v < 1000:  # the crowd of cars: one shape, its own instance (labelme has no crowd marking)
+            shapes += [_shape(label_id, p) for p in mask_polygons(mask)]
+            continue
+        ys = np.nonzero(mask)[0]
+        if label_id == CAR and ys.max() - ys.min() >= 4:
+            cut = ys.min() + (ys.max() - ys.min() + 1) * 2 // 5
+            top = mask.copy()
+            top[cut:] = False
+            parts = mask_polygons(top) + mask_polygons(mask & ~top)
+        else:
+            parts = mask_polygons(mask)
+        group += 1
+        shapes += [_shape(label_id, p, group_id=group if len(parts) > 1 else None) for p in parts]
+    return shapes
+
+
+def make_raw_demo(out, fmt, seed=0, num_train=8, num_val=4, height=128, width=256, verbose=False):
+    """Write the demo scenes as raw annotations under `out`, for tools/convert_panoptic.py.
+
+    fmt 'labelme': ``<split>/<stem>.png`` + ``<split>/<stem>.json`` (labelme 5 files);
+    fmt 'semantic-instance': ``images/<split>/<stem>.png``, ``semantic/<split>/<stem>.png`` (16-bit
+    category ids, 0 = void), ``instances/<split>/<stem>.png`` (16-bit, 0 = none; the crowd of cars is 0).
+    Both: ``categories.json`` (`RAW_CATEGORIES`). Same arguments, same bytes. Returns `out`.
+    """
+    import json
+
+    if fmt not in ("labelme", "semantic-instance"):
+        raise UserInputError("unknown demo format {!r} (labelme, semantic-instance)".format(fmt))
+    if height < 32 or width < 32:
+        raise UserInputError("demo images must be at least 32x32, got {}x{}".format(height, width))
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, RAW_MARKER)):
+        raise UserInputError("{} exists and is not a raw demo folder; choose an empty or new folder".format(out))
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    with open(os.path.join(out, RAW_MARKER), "w") as f:
+        f.write("raw demo annotations ({}) written by tools/make_demo_dataset.py\n".format(fmt))
+    with open(os.path.join(out, "categories.json"), "w") as f:
+        json.dump(RAW_CATEGORIES, f, indent=1)
+    lut = np.zeros(256, np.uint16)
+    for label_id, cid in RAW_CATEGORY_OF_LABEL.items():
+        lut[label_id] = cid
+    for split, stem, img, label, inst in _raw_frames(seed, num_train, num_val, height, width):
+        bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        if fmt == "labelme":
+            folder = os.path.join(out, split)
+            os.makedirs(folder, exist_ok=True)
+            cv2.imwrite(os.path.join(folder, stem + ".png"), bgr)
+            doc = {"version": "5.2.1", "flags": {}, "shapes": labelme_shapes(label, inst),
+                   "imagePath": stem + ".png", "imageData": None, "imageHeight": height, "imageWidth": width}
+            with open(os.path.join(folder, stem + ".json"), "w") as f:
+                json.dump(doc, f, indent=1)
+        else:
+            for sub, array in (("images", bgr), ("semantic", lut[label]),
+                               ("instances", np.where(inst >= 1000, inst, 0).astype(np.uint16))):
+                os.makedirs(os.path.join(out, sub, split), exist_ok=True)
+                cv2.imwrite(os.path.join(out, sub, split, stem + ".png"), array)
+    if verbose:
+        print("raw demo annotations ({}) written to {}".format(fmt, out))
+    return out

@@ -42,8 +42,12 @@ def build_target_generator(spec, **dataset_args):
     A target generator is called as ``generator(panoptic, segments_info)`` (segment ids [H, W] and the
     json segments, after augmentation) and returns a dict of numpy arrays; the keys in its
     ``sample_keys`` go into the sample. `dataset_args` (ignore_index, thing_ids, label_divisor) fill
-    constructor arguments the dict does not set, when the generator takes them.
+    constructor arguments the dict does not set, when the generator takes them. In a YAML config
+    PaddleSeg builds a dict with a `type` itself, before the dataset exists, so a dataset whose classes
+    come from its files (`CustomPanoptic`) takes the name form, which gets the dataset's thing ids.
     """
+    if isinstance(spec, str):
+        spec = {"type": spec}
     if not isinstance(spec, dict):
         if not callable(spec) or not hasattr(spec, "sample_keys"):
             raise UserInputError("target_generator {!r} must be a dict with a `type` or a callable with "

@@ -34,7 +34,7 @@ class CocoPanoptic(CustomPanoptic):
     IMG_CHANNELS = 3
     IGNORE_INDEX = meta.IGNORE_INDEX
     MODES = ("train", "val")
-    LAYOUT = ("{mode}2017", os.path.join("annotations", "panoptic_{mode}2017.json"), None)
+    LAYOUT = ("{mode}2017", os.path.join("annotations", "panoptic_{mode}2017.json"))
     WHAT = "COCO panoptic annotation"
 
     def __init__(self, dataset_root, transforms, mode="train", json_file=None, label_divisor=1000,

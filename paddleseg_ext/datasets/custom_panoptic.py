@@ -82,8 +82,8 @@ class CustomPanoptic(PanopticDataset):
     IMG_CHANNELS = 3
     IGNORE_INDEX = 255
     MODES = None
-    #: default (image folder, json, PNG folder) under dataset_root, formatted with the mode
-    LAYOUT = (os.path.join("images", "{mode}"), os.path.join("annotations", "panoptic_{mode}.json"), None)
+    #: default image folder and json under dataset_root, formatted with the mode (PNGs: the json's name)
+    LAYOUT = (os.path.join("images", "{mode}"), os.path.join("annotations", "panoptic_{mode}.json"))
     #: what the annotation is called in messages
     WHAT = "panoptic annotation"
 
@@ -92,9 +92,9 @@ class CustomPanoptic(PanopticDataset):
                  small_instance_area=4096, small_instance_weight=3, ignore_crowd_in_semantic=False,
                  target_generator=None):
         self.check_root_and_mode(dataset_root, mode)
-        default_images, default_json, _ = (p.format(mode=mode) if p else None for p in self.LAYOUT)
+        default_images = self.LAYOUT[0].format(mode=mode)
         self.image_dir = os.path.join(dataset_root, image_dir or default_images)
-        self.json_file = os.path.join(dataset_root, json_file or default_json)
+        self.json_file = self.json_path(dataset_root, mode, json_file)
         self.label_dir = (os.path.join(dataset_root, label_dir) if label_dir
                           else os.path.splitext(self.json_file)[0])
         for path, what, exists in ((self.json_file, self.WHAT, os.path.isfile),
@@ -117,6 +117,11 @@ class CustomPanoptic(PanopticDataset):
                          small_instance_weight=small_instance_weight,
                          ignore_crowd_in_semantic=ignore_crowd_in_semantic, target_generator=target_generator)
         self.records = self._make_records(gt)
+
+    @classmethod
+    def json_path(cls, dataset_root, mode, json_file=None):
+        """The annotation json of a split: `json_file` (relative to `dataset_root`) or the default layout's."""
+        return os.path.join(dataset_root, json_file or cls.LAYOUT[1].format(mode=mode))
 
     def read_categories(self, gt):
         """The dataset's classes in train-id order (list of ``{id, name, isthing, color}``)."""

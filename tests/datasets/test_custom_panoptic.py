@@ -229,13 +229,22 @@ def custom_config(tmp_path, name, root, mutate=None):
                         dataset_root=root)
 
 
-@pytest.mark.parametrize("name", ["panoptic_deeplab_custom_demo_cpu.yml", "panoptic_fcn_custom_demo_cpu.yml",
-                                  "panoptic_deeplab_custom.yml"])
+def test_custom_configs_leave_the_classes_to_the_dataset():
+    from paddleseg_ext.runtime import load_config
+
+    for name in sorted(os.listdir(CUSTOM_CONFIGS)):
+        cfg = load_config(os.path.join(CUSTOM_CONFIGS, name))
+        for ds in (cfg.train_dataset_cfg, cfg.val_dataset_cfg):
+            assert ds["type"] == "CustomPanoptic" and ds["dataset_root"] == "data/my_dataset", name
+        assert "num_classes" not in cfg.model_cfg and "thing_ids" not in cfg.model_cfg, name
+        assert cfg.val_dataset_cfg["mode"] == "val" and cfg.train_dataset_cfg["mode"] == "train"
+
+
+@pytest.mark.parametrize("name", ["panoptic_deeplab_custom_demo_cpu.yml", "panoptic_fcn_custom_demo_cpu.yml"])
 def test_model_classes_come_from_the_dataset(street, tmp_path, name):
     from paddleseg_ext.runtime import build_model, dataset_metadata, load_config
 
-    path = custom_config(tmp_path, name, street,
-                         mutate=lambda d: d["model"]["backbone"].update(pretrained=None))
+    path = custom_config(tmp_path, name, street)
     cfg = load_config(path)
     assert "num_classes" not in cfg.model_cfg
     builder, model = build_model(cfg, path)
@@ -259,6 +268,18 @@ def test_model_metadata_mismatch_names_both_values(street, tmp_path):
     path = custom_config(tmp_path, "panoptic_fcn_custom_demo_cpu.yml", street,
                          mutate=lambda d: d["model"].update(num_classes=5, thing_ids=[1]))
     with pytest.raises(UserInputError, match=r"model.thing_ids \[1\] .* differ from the dataset's thing classes \[0, 2\]"):
+        build_model(load_config(path), path)
+
+
+def test_train_and_val_categories_must_agree(street_copy, tmp_path):
+    from paddleseg_ext.runtime import build_model, load_config
+
+    def swap(gt):
+        gt["categories"][1], gt["categories"][3] = gt["categories"][3], gt["categories"][1]
+
+    _edit_json(street_copy, "train", swap)
+    path = custom_config(tmp_path, "panoptic_deeplab_custom_demo_cpu.yml", street_copy)
+    with pytest.raises(UserInputError, match=r"panoptic_train.json: categories .* differ from the val split's"):
         build_model(load_config(path), path)
 
 

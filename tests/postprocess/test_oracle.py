@@ -230,6 +230,19 @@ def _tiny_deeplab(num_classes):
     return SegBuilder(cfg).build_component(model_cfg)
 
 
+def _void_ring_scene():
+    """Stuff class 1 everywhere, a 128-pixel void ring around a 16-pixel instance of thing class 2, and a
+    thing of class 0 far away (things: 0 and 2)."""
+    h, w = 24, 32
+    seg = np.full((h, w), 1, np.int32)
+    seg[6:18, 8:20] = 0
+    seg[10:14, 12:16] = 7
+    seg[20:, 26:] = 9
+    info = [{"id": 1, "category_id": 1, "iscrowd": 0}, {"id": 7, "category_id": 2, "iscrowd": 0},
+            {"id": 9, "category_id": 0, "iscrowd": 0}]
+    return seg, info, [0, 2]
+
+
 def test_model_oracle_leaves_void_pixels_void():
     """`PanopticDeepLab.apply_oracle` + its post-processing with a thing class at train id 0 and void
     around a small instance: the void pixels must stay void, not become class 0 pixels that join the
@@ -238,14 +251,8 @@ def test_model_oracle_leaves_void_pixels_void():
 
     import paddle
 
-    h, w = 24, 32
-    seg = np.full((h, w), 1, np.int32)  # stuff "ground" (train id 1) everywhere
-    seg[6:18, 8:20] = 0  # a void ring ...
-    seg[10:14, 12:16] = 7  # ... around a 16-pixel instance of thing class 2
-    seg[20:, 26:] = 9  # and a second thing, class 0, far away
-    info = [{"id": 1, "category_id": 1, "iscrowd": 0}, {"id": 7, "category_id": 2, "iscrowd": 0},
-            {"id": 9, "category_id": 0, "iscrowd": 0}]
-    things = [0, 2]
+    seg, info, things = _void_ring_scene()
+    h, w = seg.shape
     sample = PanopticTargetGenerator(255, things, sigma=2)(seg, info)
     model = _tiny_deeplab(3)
     meta = types.SimpleNamespace(num_classes=3, thing_ids=things, label_divisor=DIV, void_label=VOID)
@@ -262,3 +269,18 @@ def test_model_oracle_leaves_void_pixels_void():
     assert_same_up_to_relabelling(gt, pan)
     assert set(panoptic_quality(gt, pan).values()) == {1.0}
     assert sorted(np.asarray(ids) // DIV) == [0, 2]
+
+
+def test_fcn_oracle_leaves_void_pixels_void():
+    """PanopticFCN's oracle (`models.panoptic_fcn.oracle`) on the same scene: no kernel covers void."""
+    from paddleseg_ext.models.panoptic_fcn.layout import ClassLayout
+    from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+    from paddleseg_ext.models.panoptic_fcn.postprocess import PanopticFCNPostprocess
+
+    seg, info, things = _void_ring_scene()
+    post = PanopticFCNPostprocess(5, ClassLayout(3, things), DIV, VOID, stuff_area=0)
+    outs, valid_hw, ori_hw = oracle_outputs(seg, info, post.layout)
+    pan = post(outs, valid_hw, ori_hw)[0].numpy()
+    gt = PanopticTargetGenerator(255, things)(seg, info)["panoptic"]
+    assert (pan[seg == 0] == VOID).all()
+    assert_same_up_to_relabelling(gt, pan)

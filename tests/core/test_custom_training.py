@@ -32,7 +32,8 @@ def untrained_weights(cfg_path, out):
 
 @pytest.fixture(scope="module")
 def street(tmp_path_factory):
-    """The street dataset (2 train + 2 val frames of 128x256) and its Panoptic-DeepLab demo config."""
+    """The street dataset (2 train + 2 val frames of 96x192, the demo configs' long side) and its Panoptic-DeepLab
+    demo config."""
     tmp = tmp_path_factory.mktemp("custom_street")
     root = make_custom_dataset(str(tmp / "street"), STREET)
     cfg = custom_config(tmp, DEEPLAB, root)
@@ -76,7 +77,7 @@ def test_oracle_pq_100_on_other_category_sets(spec, capfd, tmp_path):
     assert m["panoptic"]["All"]["n"] == len(spec)
 
 
-def test_aug_eval_and_export_carry_the_custom_classes(street, capfd, tmp_path):
+def test_aug_eval_tables_carry_the_custom_classes(street, capfd, tmp_path):
     _, cfg, weights, _ = street
     m, out = _val(capfd, cfg, weights, str(tmp_path / "m.json"), "--aug_eval", "--scales", "0.75", "1.0",
                   "--flip_horizontal", "--threshold", "0.0")

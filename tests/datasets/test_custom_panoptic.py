@@ -25,7 +25,7 @@ THINGS_ONLY = [((42, "car", 1), (CAR,)), ((43, "person", 1), (PERSON,))]
 ONE_CLASS = [((5, "car", 1), (CAR, TRUCK))]
 
 
-def make_custom_dataset(root, spec, splits=(("train", 2), ("val", 2)), h=128, w=256, seed=0, colors=True):
+def make_custom_dataset(root, spec, splits=(("train", 2), ("val", 2)), h=96, w=192, seed=0, colors=True):
     """Write a CustomPanoptic dataset (default layout) of demo street scenes under `root`.
 
     `spec`: list of ((category id, name, isthing), demo label ids). Thing pixels of a demo instance
@@ -127,7 +127,7 @@ def test_explicit_paths_and_any_split_name(street, tmp_path):
     shutil.copy(os.path.join(street, "annotations", "panoptic_val.json"), os.path.join(root, "gt.json"))
     ds = CustomPanoptic(root, [], mode="test", image_dir="pics", json_file="gt.json", label_dir="masks")
     assert len(ds) == 2 and ds.json_file == os.path.join(root, "gt.json")
-    assert ds[1]["semantic"].shape == (128, 256)
+    assert ds[1]["semantic"].shape == (96, 192)
 
 
 def test_missing_colours_are_generated(tmp_path):

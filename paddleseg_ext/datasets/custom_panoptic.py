@@ -6,6 +6,7 @@ Layout under `dataset_root` (each of the three can be given explicitly):
 `annotations[].file_name` relative to it). The classes are the json's `categories` (``id``, ``name``,
 ``isthing``, optional ``color``), in the json's order: category ``categories[i].id`` is train id ``i``.
 """
+import collections
 import os
 
 from paddleseg.cvlibs import manager
@@ -141,6 +142,12 @@ class CustomPanoptic(PanopticDataset):
             raise UserInputError("{}: missing key {} (not a COCO panoptic annotation file?)".format(self.json_file, e))
         if not images:
             raise UserInputError("{}: `images` is empty".format(self.json_file))
+        for key, entries, found in (("images", gt["images"], images), ("annotations", gt["annotations"], anns)):
+            if len(found) != len(entries):
+                counts = collections.Counter(e["id" if key == "images" else "image_id"] for e in entries)
+                twice = next(i for i, n in counts.items() if n > 1)
+                raise UserInputError("{}: image id {!r} appears more than once in `{}`".format(
+                    self.json_file, twice, key))
         self.check_pairs(image_paths, label_paths, self.json_file + " 'images'", self.json_file + " 'annotations'")
         records = []
         for image_id in sorted(images, key=lambda k: (type(k).__name__, k)):  # ints in numeric order

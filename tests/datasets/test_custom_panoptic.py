@@ -156,6 +156,8 @@ def _edit_json(root, mode, fn):
     (lambda gt: gt["images"][0].update(file_name="nope.jpg"), "image of image 300 .* not found: .*nope.jpg"),
     (lambda gt: gt["annotations"][0].update(file_name="nope.png"), "panoptic PNG of image 300 .*nope.png"),
     (lambda gt: gt.pop("images"), "missing key 'images'"),
+    (lambda gt: gt["images"].append(dict(gt["images"][1])), "image id 301 appears more than once in `images`"),
+    (lambda gt: gt["annotations"].append(dict(gt["annotations"][0])), "image id 300 .* in `annotations`"),
 ])
 def test_bad_json_gives_one_line(street_copy, edit, message):
     _edit_json(street_copy, "val", edit)

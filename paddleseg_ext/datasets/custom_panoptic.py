@@ -108,6 +108,10 @@ class CustomPanoptic(PanopticDataset):
             raise UserInputError("{}: not a COCO panoptic json (a dict with images, annotations, categories)".format(
                 self.json_file))
         self.categories = self.read_categories(gt)
+        if 0 <= int(ignore_index) < len(self.categories):  # train id `ignore_index` would be void
+            raise UserInputError("{}: {} categories, but train ids must stay below ignore_index {}; set "
+                                 "ignore_index: {} (or more) in the dataset config".format(
+                                     self.json_file, len(self.categories), ignore_index, len(self.categories)))
         self.category_ids = [c["id"] for c in self.categories]
         self.category_id_to_train_id = {cid: i for i, cid in enumerate(self.category_ids)}
         self.train_id_to_category_id = dict(enumerate(self.category_ids))

@@ -166,6 +166,11 @@ def test_bad_json_gives_one_line(street_copy, edit, message):
     assert "\n" not in str(e.value)
 
 
+def test_more_categories_than_ignore_index(street):
+    with pytest.raises(UserInputError, match="5 categories, but train ids must stay below ignore_index 4"):
+        CustomPanoptic(street, [], mode="val", ignore_index=4)
+
+
 def test_missing_files_give_one_line(street_copy):
     with pytest.raises(UserInputError, match="panoptic annotation not found: .*panoptic_test.json"):
         CustomPanoptic(street_copy, [], mode="test")

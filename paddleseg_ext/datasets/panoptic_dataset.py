@@ -36,13 +36,18 @@ def build_transforms(transforms):
 
 
 def build_target_generator(spec, **dataset_args):
-    """A dataset's `target_generator:` (an object, or a dict ``{type: <name in manager.TRANSFORMS>, ...}``).
+    """A dataset's `target_generator:` (an object, a dict ``{type: <name in manager.TRANSFORMS>, ...}``, or
+    just the name: ``target_generator: PanopticFCNTargetGenerator``).
 
     A target generator is called as ``generator(panoptic, segments_info)`` (segment ids [H, W] and the
     json segments, after augmentation) and returns a dict of numpy arrays; the keys in its
     ``sample_keys`` go into the sample. `dataset_args` (ignore_index, thing_ids, label_divisor) fill
-    constructor arguments the dict does not set, when the generator takes them.
+    constructor arguments the dict does not set, when the generator takes them. In a YAML config
+    PaddleSeg builds a dict with a `type` itself, before the dataset exists, so a dataset whose classes
+    come from its files (`CustomPanoptic`) takes the name form, which gets the dataset's thing ids.
     """
+    if isinstance(spec, str):
+        spec = {"type": spec}
     if not isinstance(spec, dict):
         if not callable(spec) or not hasattr(spec, "sample_keys"):
             raise UserInputError("target_generator {!r} must be a dict with a `type` or a callable with "
@@ -77,6 +82,7 @@ class PanopticDataset(paddle.io.Dataset):
     NUM_CLASSES = None
     IMG_CHANNELS = 3
     IGNORE_INDEX = 255
+    #: accepted `mode` values (None: any split name)
     MODES = ("train", "val")
 
     def __init__(self, dataset_root, transforms, mode, thing_ids, class_names, palette,
@@ -84,18 +90,15 @@ class PanopticDataset(paddle.io.Dataset):
                  small_instance_area=4096, small_instance_weight=3, ignore_crowd_in_semantic=False,
                  target_generator=None):
         super().__init__()
-        if mode not in self.MODES:
-            raise UserInputError("{}: unknown mode {!r}, expected one of {}".format(
-                type(self).__name__, mode, ", ".join(self.MODES)))
-        if dataset_root is None or not os.path.isdir(dataset_root):
-            raise UserInputError("{}: dataset_root is not a directory: {}".format(type(self).__name__, dataset_root))
+        self.check_root_and_mode(dataset_root, mode)
         self.dataset_root = dataset_root
         self.mode = mode
         self.transforms = build_transforms(transforms)
         self._compose = Compose(self.transforms, to_rgb=False, img_channels=self.IMG_CHANNELS)
-        self.num_classes = self.NUM_CLASSES
         self.thing_ids = list(thing_ids)
         self.class_names = list(class_names)
+        # NUM_CLASSES None: the classes come from the dataset's files (CustomPanoptic)
+        self.num_classes = self.NUM_CLASSES if self.NUM_CLASSES is not None else len(self.class_names)
         self.palette = [list(c) for c in palette]
         self.label_divisor = int(label_divisor)
         self.ignore_index = int(ignore_index)
@@ -110,6 +113,18 @@ class PanopticDataset(paddle.io.Dataset):
                 target_generator, ignore_index=self.ignore_index, thing_ids=self.thing_ids,
                 label_divisor=self.label_divisor)
         self.records = []
+
+    @classmethod
+    def check_root_and_mode(cls, dataset_root, mode):
+        """One-line errors for an unknown `mode` or a `dataset_root` that is not a folder."""
+        if cls.MODES is not None and mode not in cls.MODES:
+            raise UserInputError("{}: unknown mode {!r}, expected one of {}".format(
+                cls.__name__, mode, ", ".join(cls.MODES)))
+        if not isinstance(mode, str) or not mode or os.sep in mode:
+            raise UserInputError("{}: mode must be a split name such as 'train' or 'val', got {!r}".format(
+                cls.__name__, mode))
+        if dataset_root is None or not os.path.isdir(dataset_root):
+            raise UserInputError("{}: dataset_root is not a directory: {}".format(cls.__name__, dataset_root))
 
     def __len__(self):
         return len(self.records)

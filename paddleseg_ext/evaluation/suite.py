@@ -45,15 +45,19 @@ def cityscapes_instance_gt_path(image_path):
 class PanopticEvaluators:
     """PQ (cityscapesscripts rules), semantic mIoU and instance AP for one dataset, any model.
 
-    num_classes, thing_ids, class_names, ignore_index: the dataset's train-id space;
+    num_classes, thing_ids, class_names, ignore_index: the dataset's train-id space; category_ids:
+    the dataset's own category id of each train id (optional; per-class PQ entries get ``category_id``);
     instance_metric: 'cityscapes' (official instance AP, train ids mapped to label ids),
     'coco' (pycocotools mask AP) or None; score_modes: names of the instance score columns
     (the model's `score_modes`), one AP per mode.
     """
 
     def __init__(self, num_classes, thing_ids, class_names=None, ignore_index=255, label_divisor=1000,
-                 void_label=DEFAULT_VOID_LABEL, instance_metric="cityscapes", score_modes=SCORE_MODES):
+                 void_label=DEFAULT_VOID_LABEL, instance_metric="cityscapes", score_modes=SCORE_MODES,
+                 category_ids=None):
         self.num_classes = int(num_classes)
+        #: train id -> the dataset's own category id (COCO, CustomPanoptic), added to the per-class results
+        self.category_ids = [int(c) for c in category_ids] if category_ids is not None else None
         self.thing_ids = [int(t) for t in thing_ids]
         names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
         self.categories = [{"id": i, "name": names[i], "isthing": int(i in self.thing_ids)}
@@ -144,7 +148,11 @@ class PanopticEvaluators:
         for ev in self.instance.values():
             ev.all_gather()
         sem = self.semantic.evaluate()
-        out = {"panoptic": self.panoptic.evaluate(detailed=True),
+        panoptic = self.panoptic.evaluate(detailed=True)
+        if self.category_ids is not None:
+            for train_id, entry in panoptic["per_class"].items():
+                entry["category_id"] = self.category_ids[int(train_id)]
+        out = {"panoptic": panoptic,
                "semantic": {"mIoU": sem["mIoU"], "acc": sem["pixel_acc"], "mean_acc": sem["mean_acc"],
                             "IoU": sem["IoU"], "per_class": sem["per_class"]},
                "instance": {}}
@@ -156,18 +164,21 @@ class PanopticEvaluators:
 
 
 def build_evaluators(dataset, label_divisor=None, void_label=None, score_modes=SCORE_MODES):
-    """`PanopticEvaluators` for a CityscapesPanoptic / CocoPanoptic-like dataset.
+    """`PanopticEvaluators` for a CityscapesPanoptic / CocoPanoptic / CustomPanoptic-like dataset.
 
     Reads ``num_classes``, ``thing_ids``, ``class_names``, ``ignore_index``, ``label_divisor`` from the
-    dataset; COCO-style datasets (with ``train_id_to_category_id``) get COCO mask AP, the others
-    the Cityscapes instance AP.
+    dataset; COCO-style datasets (with ``train_id_to_category_id``, CustomPanoptic too) get COCO mask AP and
+    their category ids in the per-class results, the others the Cityscapes instance AP.
     """
     label_divisor = int(label_divisor if label_divisor is not None else getattr(dataset, "label_divisor", 1000))
     ignore_index = int(getattr(dataset, "ignore_index", getattr(dataset, "IGNORE_INDEX", 255)))
     if void_label is None:
         void_label = ignore_index * label_divisor
-    metric = "coco" if hasattr(dataset, "train_id_to_category_id") else "cityscapes"
+    to_category = getattr(dataset, "train_id_to_category_id", None)
+    metric = "coco" if to_category is not None else "cityscapes"
+    num_classes = getattr(dataset, "num_classes", None) or dataset.NUM_CLASSES
     return PanopticEvaluators(
-        num_classes=getattr(dataset, "num_classes", None) or dataset.NUM_CLASSES,
-        thing_ids=dataset.thing_ids, class_names=getattr(dataset, "class_names", None), ignore_index=ignore_index,
-        label_divisor=label_divisor, void_label=void_label, instance_metric=metric, score_modes=tuple(score_modes))
+        num_classes=num_classes, thing_ids=dataset.thing_ids, class_names=getattr(dataset, "class_names", None),
+        ignore_index=ignore_index, label_divisor=label_divisor, void_label=void_label, instance_metric=metric,
+        score_modes=tuple(score_modes),
+        category_ids=[to_category[i] for i in range(num_classes)] if to_category is not None else None)

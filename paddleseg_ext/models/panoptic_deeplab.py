@@ -170,17 +170,24 @@ class PanopticDeepLab(PanopticModel):
             align_corners=self.align_corners, **params)
 
     def apply_oracle(self, outputs, sample, keys):
-        """Replace semantic probabilities (one-hot of the ground truth; void pixels count as class 0,
-        which PQ and mIoU ignore), centre heatmap and/or offsets by the sample's targets."""
+        """Replace semantic probabilities, centre heatmap and/or offsets by the sample's targets.
+
+        The oracle semantics are one-hot over C + 1 channels [1, C + 1, H, W]: channel C marks the
+        void pixels of the ground truth (`ignore_index`, and crowd with `ignore_crowd_in_semantic`),
+        which the post-processing leaves void. Counting them as class 0 instead let them join the
+        nearest instance when class 0 is a thing (COCO's person) and outvote small instances.
+        """
         probs, center, offset = outputs
         for key in keys:
             if key not in self.oracle_keys:
                 raise UserInputError("--oracle: unknown item {!r}; choose from {}".format(
                     key, ",".join(self.oracle_keys)))
         if "semantic" in keys:
+            num_classes = probs.shape[1]
             sem = paddle.to_tensor(sample["semantic"][None].astype("int64"))
-            sem = paddle.where(sem < probs.shape[1], sem, paddle.zeros_like(sem))
-            probs = F.one_hot(sem, probs.shape[1]).transpose([0, 3, 1, 2]).astype(probs.dtype)
+            void = paddle.logical_or(sem < 0, sem >= num_classes)
+            sem = paddle.where(void, paddle.full_like(sem, num_classes), sem)
+            probs = F.one_hot(sem, num_classes + 1).transpose([0, 3, 1, 2]).astype(probs.dtype)
         if "center" in keys:
             center = paddle.to_tensor(sample["center"][None])
         if "offset" in keys:

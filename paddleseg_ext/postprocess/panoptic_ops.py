@@ -176,7 +176,7 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     """The whole post-processing on one image.
 
     Args:
-        semantic: [H, W] int64 class map, values in [0, C).
+        semantic: [H, W] int64 class map, values in [0, C); values >= C are void.
         heat: [H, W] float32 centre heatmap.
         offsets: [2, H, W] float32 (dy, dx).
         thing_code, thing_classes: numpy tables of `class_tables` for C classes.
@@ -193,14 +193,16 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
         for callers that check it against label_divisor.
     """
     num_classes, num_things = thing_code.size, thing_classes.size
-    sem = semantic.flatten()
+    # values >= C are void (the oracle's void channel, PanopticDeepLab.apply_oracle): one more table entry
+    sem = paddle.minimum(semantic.flatten(), paddle.full([1], num_classes, dtype="int64"))
     width = paddle.shape(semantic)[1].astype("int64")
     # One per-class table gathered once per pixel: stuff classes map to their label (or void when
     # too small), thing classes to their code `base - t` (see class_tables).
-    area = paddle.bincount(sem, minlength=num_classes)[:num_classes]
+    area = paddle.bincount(sem, minlength=num_classes + 1)[:num_classes]
     stuff_label = paddle.where(area < stuff_area, paddle.full([num_classes], void_label, dtype="int64"),
                                paddle.arange(num_classes, dtype="int64") * label_divisor)
-    code = paddle.to_tensor(thing_code)
+    stuff_label = paddle.concat([stuff_label, paddle.full([1], void_label, dtype="int64")])
+    code = paddle.to_tensor(np.concatenate([thing_code, [0]]).astype(np.int64))
     panoptic = paddle.gather(paddle.where(code < 0, code, stuff_label), sem)
     centers = find_centers(heat, threshold, nms_kernel, top_k)
     num_centers = paddle.shape(centers)[0].astype("int64")

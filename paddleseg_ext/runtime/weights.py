@@ -4,11 +4,11 @@ import copy
 import os
 
 import paddle
-from paddleseg.cvlibs import SegBuilder
 
 from ..models.pretrained import clear_pretrained_errors
 from ..utils import UserInputError
 from .config import build, first_line
+from .metadata import MetadataSegBuilder
 
 
 def without_pretrained(model_cfg):
@@ -32,7 +32,7 @@ def build_model(cfg, cfg_path, model_path=None, verbose=False):
     """
     if model_path is not None:
         cfg.dic["model"] = without_pretrained(cfg.dic.get("model") or {})
-    builder = SegBuilder(cfg)
+    builder = MetadataSegBuilder(cfg, cfg_path)  # num_classes from a CustomPanoptic dataset
     with clear_pretrained_errors():
         model = build(builder, "model", cfg_path, verbose=verbose)
     if model_path is not None:

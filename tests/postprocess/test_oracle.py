@@ -214,3 +214,73 @@ def test_oracle_with_top_k_keeps_only_k_instances(top_k):
     assert centers.shape[0] == top_k
     labels = np.unique(pan[np.isin(pan // DIV, THINGS)])
     assert labels.size <= top_k
+
+
+# ----------------------------------------------------------------------------- the model's oracle (val.py --oracle)
+
+def _tiny_deeplab(num_classes):
+    """The demo config's Panoptic-DeepLab network with `num_classes` classes (untrained: the oracle
+    replaces every output)."""
+    from paddleseg.cvlibs import Config, SegBuilder
+
+    from tests.conftest import DEMO_CONFIG
+
+    cfg = Config(DEMO_CONFIG)
+    model_cfg = dict(cfg.model_cfg, num_classes=num_classes)
+    return SegBuilder(cfg).build_component(model_cfg)
+
+
+def _void_ring_scene():
+    """Stuff class 1 everywhere, a 128-pixel void ring around a 16-pixel instance of thing class 2, and a
+    thing of class 0 far away (things: 0 and 2)."""
+    h, w = 24, 32
+    seg = np.full((h, w), 1, np.int32)
+    seg[6:18, 8:20] = 0
+    seg[10:14, 12:16] = 7
+    seg[20:, 26:] = 9
+    info = [{"id": 1, "category_id": 1, "iscrowd": 0}, {"id": 7, "category_id": 2, "iscrowd": 0},
+            {"id": 9, "category_id": 0, "iscrowd": 0}]
+    return seg, info, [0, 2]
+
+
+def test_model_oracle_leaves_void_pixels_void():
+    """`PanopticDeepLab.apply_oracle` + its post-processing with a thing class at train id 0 and void
+    around a small instance: the void pixels must stay void, not become class 0 pixels that join the
+    instance and outvote it (seen on COCO: a 96-pixel horse beside 484 void pixels came out as person)."""
+    import types
+
+    import paddle
+
+    seg, info, things = _void_ring_scene()
+    h, w = seg.shape
+    sample = PanopticTargetGenerator(255, things, sigma=2)(seg, info)
+    model = _tiny_deeplab(3)
+    meta = types.SimpleNamespace(num_classes=3, thing_ids=things, label_divisor=DIV, void_label=VOID)
+    post = model.build_postprocess(meta, dict(threshold=0.1, nms_kernel=3, top_k=10, stuff_area=0))
+    outputs = [paddle.zeros([1, 3, h, w]), paddle.zeros([1, 1, h, w]), paddle.zeros([1, 2, h, w])]
+    outputs = model.apply_oracle(outputs, sample, ("semantic", "center", "offset"))
+    with paddle.no_grad():
+        pan, sem, ids, scores = (t.numpy() for t in post(outputs, paddle.to_tensor([h, w]), paddle.to_tensor([h, w])))
+    gt = sample["panoptic"]
+    void = seg == 0
+    assert void.sum() == 128
+    assert (pan[void] == VOID).all()
+    assert (pan[~void] // DIV == gt[~void] // DIV).all()  # the 16-pixel instance keeps its class 2
+    assert_same_up_to_relabelling(gt, pan)
+    assert set(panoptic_quality(gt, pan).values()) == {1.0}
+    assert sorted(np.asarray(ids) // DIV) == [0, 2]
+
+
+def test_fcn_oracle_leaves_void_pixels_void():
+    """PanopticFCN's oracle (`models.panoptic_fcn.oracle`) on the same scene: no kernel covers void."""
+    from paddleseg_ext.models.panoptic_fcn.layout import ClassLayout
+    from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+    from paddleseg_ext.models.panoptic_fcn.postprocess import PanopticFCNPostprocess
+
+    seg, info, things = _void_ring_scene()
+    post = PanopticFCNPostprocess(5, ClassLayout(3, things), DIV, VOID, stuff_area=0)
+    outs, valid_hw, ori_hw = oracle_outputs(seg, info, post.layout)
+    pan = post(outs, valid_hw, ori_hw)[0].numpy()
+    gt = PanopticTargetGenerator(255, things)(seg, info)["panoptic"]
+    assert (pan[seg == 0] == VOID).all()
+    assert_same_up_to_relabelling(gt, pan)

@@ -19,9 +19,10 @@ Construction, for a ground truth of H x W pixels:
 - stuff: on P3, the first S' pixels (raster order) take stuff channels 0..S'-1, all others channel 0;
   the stuff kernel map is scaled so that each channel's region average is its kernel (2L on the
   channels of its segments, -L on the ones channel; channel 0 collects every thing segment,
-  crowd ones included); other levels score sigmoid(-L) and are dropped.
+  crowd ones included, and the void pixels); other levels score sigmoid(-L) and are dropped.
 
-Void pixels get -L from every kernel: they stay void. Instances whose centres fall on the same P3
+Void pixels get -L from every thing kernel and +L only from stuff channel 0, which names no class:
+they stay void. Instances whose centres fall on the same P3
 position (mass centres closer than 2 pixels) cannot be represented: `UserInputError`.
 """
 import numpy as np
@@ -93,6 +94,9 @@ def oracle_outputs(segment_ids, segments_info, layout, logit=20.0, upscale=4):
     kernels = np.full((s_ch, e), 0.0, np.float32)
     kernels[seg_channel[seg_channel < s_ch], np.nonzero(seg_channel < s_ch)[0]] = 2 * logit
     kernels[:, e - 1] = -logit
+    # void pixels belong to channel 0 ("things") and no thing covers them: they stay void. Without it every
+    # stuff mask is -L there and the combine step gives them the stuff class with the best score.
+    kernels[0, k] = 2 * logit
     count = np.bincount(channel, minlength=s_ch).astype(np.float32)
     per_pixel = kernels[channel] * (h3 * w3 / count[channel])[:, None]  # [hw, e]
     stuff[0][0] = per_pixel.T.reshape(e, h3, w3)

@@ -1,4 +1,5 @@
-"""Cityscapes panoptic dataset (layout of seed 001, labels from `createPanopticImgs --use-train-id`)."""
+"""Cityscapes panoptic dataset (the Cityscapes layout that PaddleSeg uses; labels from
+cityscapesscripts' `createPanopticImgs --use-train-id`)."""
 import glob
 import os
 

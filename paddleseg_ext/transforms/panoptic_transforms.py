@@ -36,7 +36,8 @@ def _pad(arr, top, bottom, left, right, value):
 class PanopticRandomPaddingCrop:
     """Random crop to `crop_size`; a smaller image is first padded with itself at a random place.
 
-    Random (not bottom/right) padding gives objects more diverse positions (seed 004 §2.1.3).
+    Random (not bottom/right) padding gives objects more diverse positions (tech report "Panoptic-DeepLab in
+    PyTorch", Cheng et al., section 2.1.3).
 
     Args:
         crop_size ([w, h] or int): output size, odd sizes such as [2049, 1025] are fine.

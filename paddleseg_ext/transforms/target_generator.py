@@ -1,4 +1,5 @@
-"""Panoptic-DeepLab training targets from a panoptic label map (tech report seed 004, §2.1.4)."""
+"""Panoptic-DeepLab training targets from a panoptic label map (tech report "Panoptic-DeepLab in PyTorch",
+Cheng et al., section 2.1.4)."""
 import numpy as np
 from paddleseg.cvlibs import manager
 from scipy import ndimage

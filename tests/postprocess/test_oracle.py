@@ -1,6 +1,5 @@
 """Oracle check (tech report "Panoptic-DeepLab in PyTorch", Table 2, last row): targets made from a ground-truth
-panoptic label and fed
-back to the post-processing as predictions give the ground truth back (PQ 100, stuff_area 0).
+panoptic label and fed back to the post-processing as predictions give the ground truth back (PQ 100, stuff_area 0).
 
 Known limit, asserted in `test_coinciding_centroids_merge`: the post-processing can only separate
 instances whose centres it finds as distinct peaks. Ground-truth centres sit at rounded centroids,

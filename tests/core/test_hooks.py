@@ -127,6 +127,7 @@ def _stats(model):
     return model[1]._mean.numpy().copy(), model[1]._variance.numpy().copy()
 
 
+@pytest.mark.filterwarnings("ignore:When training, we now always track")  # Paddle's note on train-mode BatchNorm
 def test_batch_norm_schedule_recomputes_blends_and_freezes():
     model = _bn_model()
     opt = paddle.optimizer.SGD(0.1, parameters=model.parameters())

@@ -1,5 +1,7 @@
 """`train.py`: train a panoptic model from a config (single process or paddle.distributed.launch)."""
-from ..core.train import train
+import dataclasses
+
+from ..core.train import TrainOptions, train
 from .common import add_device_arg, add_verbose_arg, console_entry, parser
 
 USAGE = """example:
@@ -39,12 +41,8 @@ def build_parser():
 
 
 def main(argv=None):
-    a = build_parser().parse_args(argv)
-    train(a.config, iters=a.iters, batch_size=a.batch_size, learning_rate=a.learning_rate,
-          save_interval=a.save_interval, save_dir=a.save_dir, resume_model=a.resume_model,
-          keep_checkpoint_max=a.keep_checkpoint_max, num_workers=a.num_workers, do_eval=a.do_eval,
-          log_iters=a.log_iters, use_vdl=a.use_vdl, seed=a.seed, precision=a.precision, amp_level=a.amp_level,
-          device=a.device, max_eval_images=a.max_eval_images, verbose=a.verbose)
+    args = vars(build_parser().parse_args(argv))
+    train(TrainOptions(**{f.name: args[f.name] for f in dataclasses.fields(TrainOptions)}))
     return 0
 
 

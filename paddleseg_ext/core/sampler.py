@@ -9,6 +9,7 @@ import numpy as np
 import paddle
 
 from ..utils import UserInputError
+from .signals import StopSignals
 
 #: key of a batch that carries a sample's failure instead of data (see `SeededDataset`)
 ERROR_KEY = "__load_error__"
@@ -119,3 +120,16 @@ def raise_load_error(batch):
         raise UserInputError(info["message"])
     raise RuntimeError("loading training sample {} failed with {}: {}\n--- traceback in the data loader ---\n{}".format(
         info["index"], info["type"], info["message"], info["traceback"]))
+
+
+def seeded_loader(dataset, sampler, num_workers=0):
+    """A DataLoader of `dataset`'s samples for the batches of keys `sampler` yields, each sample seeded
+    (`SeededDataset`); load errors travel as data (`collate_samples`, `raise_load_error`)."""
+    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
+                                return_list=True, use_shared_memory=num_workers > 0, collate_fn=collate_samples,
+                                worker_init_fn=StopSignals.worker_signals if num_workers > 0 else None)
+
+
+def to_tensors(batch):
+    """{key: paddle.Tensor} of a collated batch (numpy arrays converted, tensors kept)."""
+    return {k: (v if isinstance(v, paddle.Tensor) else paddle.to_tensor(v)) for k, v in batch.items()}

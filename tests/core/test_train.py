@@ -1,6 +1,7 @@
 """The training loop (`core.train`): train.py end to end on the demo dataset (2-process gloo training,
 exact resume after kill -9, VisualDL scalars, divergence stop) in subprocesses, and the refusal to
 overwrite an earlier run."""
+import dataclasses
 import glob
 import os
 import re
@@ -15,7 +16,8 @@ from visualdl import LogReader
 
 from paddleseg_ext.cli.common import run_cli
 from paddleseg_ext.core import checkpoint as ckpt
-from paddleseg_ext.core.train import train
+from paddleseg_ext.cli.train import build_parser
+from paddleseg_ext.core.train import TrainOptions, train
 from tests.conftest import CONTRIB, DEMO_CONFIG, run_script, script_command, script_env
 from tests.core.conftest import tiny_model_and_optimizer
 
@@ -153,7 +155,7 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(demo, tmp_path, capfd):
         files = {p: open(p, "rb").read() for p in glob.glob(os.path.join(save, "*", "*"))}
 
         def main(argv):
-            train(demo.cfg, iters=2, batch_size=1, save_dir=save, device="cpu")
+            train(TrainOptions(demo.cfg, iters=2, batch_size=1, save_dir=save, device="cpu"))
 
         capfd.readouterr()
         assert run_cli(main) == 2
@@ -163,3 +165,11 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(demo, tmp_path, capfd):
         assert save in line[0] and "--resume_model" in line[0]
         assert ("iter_8" if case == "checkpoint" else "best_model") in line[0]
         assert {p: open(p, "rb").read() for p in glob.glob(os.path.join(save, "*", "*"))} == files
+
+
+def test_every_train_py_flag_is_a_train_option():
+    """`train.py` hands its parsed flags to `train` as one `TrainOptions`: the two name the same settings."""
+    args = vars(build_parser().parse_args(["--config", "x.yml", "--iters", "7", "--do_eval"]))
+    assert set(args) == {f.name for f in dataclasses.fields(TrainOptions)}
+    opts = TrainOptions(**args)
+    assert (opts.config, opts.iters, opts.do_eval, opts.save_interval) == ("x.yml", 7, True, 1000)

@@ -13,7 +13,7 @@ from ..utils import UserInputError
 CONFIG_KEYS = ("batch_size", "iters", "train_dataset", "val_dataset", "optimizer", "lr_scheduler", "loss", "model",
                "test_config", "export", "distill_loss", "to_static_training", "_inherited_", "postprocess", "seed",
                "batch_norm")
-#: keys of the `batch_norm:` block (core.train)
+#: keys of the `batch_norm:` block (its values are checked by `core.hooks.bn_freeze_settings`)
 BATCH_NORM_KEYS = ("freeze_statistics_at", "blend_from", "precise_batches")
 #: `postprocess:` keys every model accepts (besides its own `postprocess_defaults`)
 POSTPROCESS_COMMON_KEYS = ("label_divisor", "void_label", "thing_ids")

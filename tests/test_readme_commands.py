@@ -10,7 +10,7 @@ its own interpreter).
 
 Which commands run (rules applied in this order):
 0. skipped: a command that an earlier page or block already ran, word for word from the same folder (except
-   `train.py`, whose repetition resumes a training);
+   one with `--resume_model`, which continues the training it names);
 1. skipped: `bash run_demo.sh` / `bash run_tests.sh` (installs and trains for minutes, or would run this
    suite recursively);
 2. skipped: installing or downloading (`pip`, `python -m pip`, `python3 -m venv`, `wget`, `curl`, `git`,
@@ -157,7 +157,7 @@ def classify(tokens, repeated=False):
     prog = _program(tokens)
     if prog in ("cd", "export", "source"):
         return "state", prog
-    if repeated and not any(os.path.basename(t) == "train.py" for t in tokens) and "--help" not in tokens:
+    if repeated and "--resume_model" not in tokens and "--help" not in tokens:
         return "skip", "rule 0: the same command ran before"
     if prog == "bash" and any(t.endswith(("run_demo.sh", "run_tests.sh")) for t in tokens):
         return "skip", "rule 1: the quick-start scripts install and train for minutes"

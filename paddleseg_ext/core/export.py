@@ -26,6 +26,7 @@ import numpy as np
 import paddle
 import yaml
 
+from ..compat import PADDLE_VERSION
 from ..models.base import INFERENCE_OUTPUTS
 from ..pipeline import InferenceModel
 from ..runtime import build_model, dataset_metadata, load_config, postprocess_params, setup_device
@@ -83,10 +84,14 @@ def parse_input_shape(shape):
 
 
 def check_onnx_tools():
-    """Raise a one-line UserInputError when paddle2onnx, onnx or onnxruntime is not installed."""
+    """Raise a one-line UserInputError when paddle2onnx, onnx or onnxruntime is not installed, or when
+    this Paddle is older than paddle2onnx 2.1 accepts (3.0; it refuses to import on 2.6)."""
     missing = [m for m in ("paddle2onnx", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:
         raise UserInputError("--format onnx needs {} (not installed): {}".format(", ".join(missing), ONNX_INSTALL))
+    if PADDLE_VERSION < (3, 0):
+        raise UserInputError("--format onnx needs PaddlePaddle >= 3.0 (paddle2onnx 2.1 converts Paddle 3 programs; "
+                             "installed: {}); export with --format paddle".format(paddle.__version__))
 
 
 def _model_file(save_dir, prefix):

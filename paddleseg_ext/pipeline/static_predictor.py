@@ -131,40 +131,51 @@ class StaticPredictor(DeployedModel):
 
     def __init__(self, model_dir, device="cpu", use_ir_optim=True, cpu_threads=None, use_onednn=True,
                  use_trt=False, precision="fp32"):
-        from paddle import inference
-
         super().__init__(model_dir)
-        model_file, params_file = self._file("model"), self._file("params")
-        config = inference.Config(model_file, params_file)
-        if device == "gpu":
-            if not has_gpu():
-                raise UserInputError("--device gpu: this PaddlePaddle has no usable GPU; use --device cpu")
-            config.enable_use_gpu(500, 0)
-            if use_trt:
-                _enable_tensorrt(config, inference, precision)
-        else:
-            config.disable_gpu()
-            if use_onednn and use_ir_optim:
-                config.enable_mkldnn()
-                if model_file.endswith(".json"):  # PIR program: the resize cannot run on oneDNN
-                    config.delete_pass("onednn_placement_pass")
-            else:
-                config.disable_mkldnn()
-            if cpu_threads:
-                config.set_cpu_math_library_num_threads(int(cpu_threads))
-        config.switch_ir_optim(bool(use_ir_optim))
-        config.disable_glog_info()
-        self.predictor = inference.create_predictor(config)
+        self.predictor = paddle_inference_predictor(self._file("model"), self._file("params"), device, use_ir_optim,
+                                                    cpu_threads, use_onednn, use_trt, precision)
         self.input_names = self.predictor.get_input_names()
         self.output_names = self.predictor.get_output_names()
 
     def run(self, x, valid_hw, ori_hw):
-        for name, arr in zip(self.input_names, (x, valid_hw, ori_hw)):
-            handle = self.predictor.get_input_handle(name)
-            handle.reshape(list(arr.shape))
-            handle.copy_from_cpu(arr)
-        self.predictor.run()
-        return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names]
+        return run_paddle_inference(self.predictor, (x, valid_hw, ori_hw))
+
+
+def paddle_inference_predictor(model_file, params_file, device="cpu", use_ir_optim=True, cpu_threads=None,
+                               use_onednn=True, use_trt=False, precision="fp32"):
+    """A `paddle.inference` predictor of a saved program, set up as `StaticPredictor` documents."""
+    from paddle import inference
+
+    config = inference.Config(model_file, params_file)
+    if device == "gpu":
+        if not has_gpu():
+            raise UserInputError("--device gpu: this PaddlePaddle has no usable GPU; use --device cpu")
+        config.enable_use_gpu(500, 0)
+        if use_trt:
+            _enable_tensorrt(config, inference, precision)
+    else:
+        config.disable_gpu()
+        if use_onednn and use_ir_optim:
+            config.enable_mkldnn()
+            if model_file.endswith(".json"):  # PIR program: the resize cannot run on oneDNN
+                config.delete_pass("onednn_placement_pass")
+        else:
+            config.disable_mkldnn()
+        if cpu_threads:
+            config.set_cpu_math_library_num_threads(int(cpu_threads))
+    config.switch_ir_optim(bool(use_ir_optim))
+    config.disable_glog_info()
+    return inference.create_predictor(config)
+
+
+def run_paddle_inference(predictor, inputs):
+    """Feed the numpy `inputs` (in the predictor's input order), run, return the outputs (numpy list)."""
+    for name, arr in zip(predictor.get_input_names(), inputs):
+        handle = predictor.get_input_handle(name)
+        handle.reshape(list(arr.shape))
+        handle.copy_from_cpu(arr)
+    predictor.run()
+    return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
 
 
 def _enable_tensorrt(config, inference, precision):
@@ -203,26 +214,30 @@ class OnnxPredictor(DeployedModel):
 
     def __init__(self, model_dir, device="cpu", cpu_threads=None):
         super().__init__(model_dir)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UserInputError("--backend onnxruntime needs onnxruntime: pip install -e .[onnx]  "
-                                 "(or: pip install onnxruntime)")
-        onnx_file = self._file("onnx_model")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # no warnings about initializers paddle2onnx left unused
-        if cpu_threads:
-            options.intra_op_num_threads = int(cpu_threads)
-        providers = ["CPUExecutionProvider"]
-        if device == "gpu":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise UserInputError("--device gpu: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(onnx_file, options, providers=providers)
+        self.session = onnx_session(self._file("onnx_model"), device, cpu_threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def run(self, x, valid_hw, ori_hw):
         return self.session.run(None, dict(zip(self.input_names, (x, valid_hw, ori_hw))))
+
+
+def onnx_session(onnx_file, device="cpu", cpu_threads=None):
+    """An ONNX Runtime session of `onnx_file` on the CPU, or with the CUDA provider first for 'gpu'."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserInputError("--backend onnxruntime needs onnxruntime: pip install -e .[onnx]  "
+                             "(or: pip install onnxruntime)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # no warnings about initializers paddle2onnx left unused
+    if cpu_threads:
+        options.intra_op_num_threads = int(cpu_threads)
+    providers = ["CPUExecutionProvider"]
+    if device == "gpu":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UserInputError("--device gpu: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(onnx_file, options, providers=providers)
 
 
 def load_deployed(model_dir, backend=None, device="cpu", cpu_threads=None, **options):

@@ -51,6 +51,7 @@ from paddle.static.nn import while_loop
 
 from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 
+from ...postprocess.panoptic_ops import count_values
 from ...utils import UserInputError
 
 #: bits per float64 word of the mask-pattern codes (sums of distinct powers of 2 below 2^53 are exact),
@@ -176,7 +177,8 @@ def fuse_things(kernels, scores, classes, valid, similarity_threshold=0.9, class
     eye = idx.unsqueeze(1) == idx.unsqueeze(0)
     link = paddle.logical_or(link, paddle.logical_and(eye, both))
     first = paddle.cumsum(_f32(link), axis=0) < 2.0  # [i, j]: at most one similar i' <= i
-    keep = paddle.logical_and(paddle.diagonal(_f32(first)) > 0.5, valid)
+    # the diagonal, as a gather (paddle2onnx 2.1 has no diagonal converter)
+    keep = paddle.logical_and(paddle.gather(_f32(first).flatten(), idx * (k + 1)) > 0.5, valid)
     members = _f32(paddle.logical_and(link, first))  # row i: the j whose first similar predecessor is i
     fused = paddle.matmul(members, kernels) / paddle.clip(members.sum(axis=1, keepdim=True), min=1.0)
     return fused, keep
@@ -189,12 +191,19 @@ def upsample_to_original(x, valid_hw, ori_hw, stride=4):
     The last resize is skipped (a graph `cond`, not a Python branch) when valid_hw equals ori_hw:
     a bilinear resize to the same size is the identity.
     """
-    up = F.interpolate(x, scale_factor=stride, mode="bilinear", align_corners=False)
+    up = F.interpolate(x, size=_scaled_size(x, stride), mode="bilinear", align_corners=False)
     up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
     same = paddle.all(paddle.cast(valid_hw, "int64") == paddle.cast(ori_hw, "int64"))
     return paddle.static.nn.cond(
         same, lambda: up,
         lambda: F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="bilinear", align_corners=False))
+
+
+def _scaled_size(x, stride):
+    """[2] int32 tensor: x's height and width times `stride`. Resizing to this size is resizing by the
+    factor `stride` (both give the source step 1 / stride), and, unlike a scale factor, paddle2onnx 2.1
+    converts it."""
+    return paddle.cast(paddle.shape(x)[2:], "int32") * int(stride)
 
 
 def _blocks(total, block):
@@ -217,7 +226,7 @@ def group_values(x):
     inverse = paddle.scatter(paddle.zeros_like(group), order, group, overwrite=True)
     starts = paddle.nonzero(paddle.concat([paddle.ones([1], dtype="int64"), change])).flatten()
     first = paddle.gather(order, starts)
-    counts = paddle.bincount(group)
+    counts = count_values(group, group[-1] + 1)
     return inverse, counts, first
 
 
@@ -444,7 +453,7 @@ class PanopticFCNPostprocess(nn.Layer):
         first = 1 if lay.with_thing else 0
         if lay.num_stuff_channels > first:
             coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)
-            up = F.interpolate(coarse, scale_factor=self.common_stride, mode="nearest")
+            up = F.interpolate(coarse, size=_scaled_size(coarse, self.common_stride), mode="nearest")
             up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
             up = F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="nearest")
             best_stuff = _i64(up.flatten() + 0.5)
@@ -466,8 +475,7 @@ class PanopticFCNPostprocess(nn.Layer):
 
         free = slot == top
         s = lay.num_stuff_channels
-        area = paddle.bincount(paddle.where(free, stuff_channel, paddle.full_like(stuff_channel, s)),
-                               minlength=s + 1)[:s]
+        area = count_values(paddle.where(free, stuff_channel, paddle.full_like(stuff_channel, s)), s + 1)[:s]
         chan_class = paddle.to_tensor(lay.class_of_stuff_channel, dtype="int64")
         is_stuff = chan_class >= 0
         stuff_ok = paddle.logical_and(is_stuff, _f32(area) >= self.stuff_area)

@@ -30,7 +30,7 @@ from tests.conftest import (CONFIG_DIR, FCN_DEMO_CONFIG, THING_FLAGS, export_mod
                             write_config)
 
 HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("paddle2onnx", "onnx", "onnxruntime"))
-pytestmark = pytest.mark.skipif(not HAVE_ONNX or PADDLE_VERSION < (3, 0),
+needs_onnx = pytest.mark.skipif(not HAVE_ONNX or PADDLE_VERSION < (3, 0),
                                 reason="ONNX export needs paddle2onnx + onnxruntime (pip install -e .[onnx]) and "
                                        "Paddle 3 (paddle2onnx 2.1 converts PIR programs; Paddle 2.6 is not served)")
 
@@ -104,6 +104,7 @@ def _agree(a, b, what):
 
 
 @pytest.mark.parametrize("kind", ["pad", "resize"])
+@needs_onnx
 def test_onnxruntime_paddle_inference_and_predict_agree(exported, kind):
     name, variants, post, weights, images = exported
     if name == "fcn" and kind == "resize":
@@ -134,6 +135,7 @@ def test_onnxruntime_paddle_inference_and_predict_agree(exported, kind):
     assert things > 0  # the comparison covers thing instances (threshold 0)
 
 
+@needs_onnx
 def test_class_table_and_default_backend(exported):
     name, variants, _, _, _ = exported
     folder = variants["pad"][1]
@@ -156,6 +158,7 @@ def test_class_table_and_default_backend(exported):
         load_deployed(onnx_only, "paddle")
 
 
+@needs_onnx
 def test_infer_benchmark_table_both_backends(exported, demo, tmp_path, capfd):
     name, variants, _, _, _ = exported
     if name != "deeplab":
@@ -190,6 +193,7 @@ def test_use_trt_on_a_cpu_build_is_one_line_exit_1(demo, tmp_path, capfd):
     assert len(lines) == 1 and lines[0].startswith("error: --use_trt needs --device gpu") and "CPU build" in lines[0]
 
 
+@needs_onnx
 def test_unconvertible_op_is_named_with_its_layer(tmp_path):
     """A layer with an op paddle2onnx has no converter for (bincount): one line naming op and layer, no
     file left behind."""

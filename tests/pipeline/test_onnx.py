@@ -58,9 +58,9 @@ def _images(demo, sizes):
 
 #: PanopticFCN's ONNX graph converts and runs, but its maps do not match yet: with the untrained demo weights
 #: ONNX Runtime gives void almost everywhere (0.4% of the pixels agree; Paddle Inference agrees with predict
-#: to 99.99%). Suspects: paddle2onnx's GroupNorm (InstanceNormalization on a reshape) differs from Paddle's
-#: by up to 1.3 on near-constant maps (the untrained position head's), and the FCN post-processing ops
-#: being rewritten for ONNX in the same issue. The test checks Paddle Inference, then marks the ONNX part xfail.
+#: to 99.99%). The network alone in ONNX differs from Paddle by ~4% (position head) and ~25% (encoder features)
+#: of the outputs' range; the GroupNorm formula is ruled out (a two-pass variance gives the same eager maps).
+#: The cause is open. The test checks Paddle Inference, then marks the ONNX part xfail.
 FCN_ONNX_MISMATCH = "PanopticFCN: ONNX Runtime's maps differ from Paddle's (see FCN_ONNX_MISMATCH)"
 
 

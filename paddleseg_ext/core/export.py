@@ -101,15 +101,18 @@ def _model_file(save_dir, prefix):
     raise RuntimeError("paddle.jit.save wrote no {0}.json / {0}.pdmodel in {1}".format(prefix, save_dir))
 
 
-def _program_ops(prefix):
-    """(op name, layer path) of every op of the saved program `prefix` (sub-blocks included); the
-    layer path is PIR's ``struct_name`` attribute ('' in the old program format)."""
+def _program_ops(prefix, with_attrs=False):
+    """(op name, layer path) of every op of the saved program `prefix` (sub-blocks included, in program
+    order); the layer path is PIR's ``struct_name`` attribute ('' in the old program format). With
+    `with_attrs`, (op name, layer path, attribute dict) (PIR only)."""
     if os.path.isfile(prefix + ".json"):
         found = []
 
         def walk(block):
             for op in block.ops:
-                found.append((op.name().split(".", 1)[-1], str(op.attrs().get("struct_name", ""))))
+                attrs = op.attrs()
+                item = (op.name().split(".", 1)[-1], str(attrs.get("struct_name", "")))
+                found.append(item + (attrs,) if with_attrs else item)
                 for sub in op.blocks():
                     walk(sub)
 
@@ -142,12 +145,32 @@ def unconvertible_ops(prefix):
     return out
 
 
-def _rename_outputs(onnx_path, names):
+def _fix_group_norm_epsilon(model, epsilons):
+    """paddle2onnx 2.1 writes GroupNorm as InstanceNormalization on a reshape with a garbage epsilon
+    (2e-19 instead of the op's 1e-5: the attribute is read with the wrong type), which changes the
+    output wherever a group's variance is not far above epsilon. Set the Paddle program's group_norm
+    epsilons (`epsilons`, program order) on the InstanceNormalization nodes, which come in the same order."""
+    nodes = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
+    if not epsilons:
+        return
+    if len(nodes) != len(epsilons) and len(set(epsilons)) != 1:
+        raise RuntimeError("cannot match {} group_norm ops to {} InstanceNormalization nodes".format(
+            len(epsilons), len(nodes)))
+    for i, node in enumerate(nodes):
+        eps = epsilons[i] if len(nodes) == len(epsilons) else epsilons[0]
+        for attr in node.attribute:
+            if attr.name == "epsilon":
+                attr.f = float(eps)
+
+
+def _finish_onnx(onnx_path, names, group_norm_epsilons=()):
     """Give the ONNX graph's outputs the export's output names (paddle2onnx keeps Paddle's internal
-    variable names); rewritten in place (temporary name, then rename)."""
+    variable names) and fix GroupNorm's epsilon (`_fix_group_norm_epsilon`); rewritten in place
+    (temporary name, then rename)."""
     import onnx
 
     model = onnx.load(onnx_path)
+    _fix_group_norm_epsilon(model, list(group_norm_epsilons))
     outputs = list(model.graph.output)
     if len(outputs) != len(names):
         raise RuntimeError("the ONNX model has {} outputs, expected {}".format(len(outputs), len(names)))
@@ -193,7 +216,10 @@ def convert_to_onnx(model_file, params_file, onnx_path, opset=ONNX_OPSET, output
         lines = [ln.strip() for ln in proc.stdout.splitlines() if "rror" in ln] or proc.stdout.strip().splitlines()
         raise UserInputError("cannot export to ONNX: paddle2onnx failed ({}); export with --format paddle".format(
             lines[-1] if lines else "exit code {}".format(proc.returncode)))
-    _rename_outputs(tmp, list(output_names))
+    prefix = os.path.splitext(model_file)[0]
+    epsilons = [float(a["epsilon"]) for name, _, a in _program_ops(prefix, with_attrs=True) if name == "group_norm"] \
+        if model_file.endswith(".json") else []
+    _finish_onnx(tmp, list(output_names), epsilons)
     os.replace(tmp, onnx_path)
     return onnx_path
 

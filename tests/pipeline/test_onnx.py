@@ -216,3 +216,23 @@ def test_missing_onnx_tools_is_one_line(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "paddle2onnx", None)  # as if not installed
     with pytest.raises(UserInputError, match=r"--format onnx needs paddle2onnx .*pip install -e \.\[onnx\]"):
         check_onnx_tools()
+
+
+@needs_onnx
+def test_group_norm_keeps_its_epsilon_in_onnx(tmp_path):
+    """paddle2onnx 2.1 writes GroupNorm with epsilon 2e-19; the export puts the layer's 1e-5 back. Input
+    whose group variance is near epsilon (as in an untrained PanopticFCN head), checked against float64."""
+    import onnxruntime as ort
+    import paddle
+
+    norm = paddle.nn.GroupNorm(4, 8, epsilon=1e-5)
+    spec = [paddle.static.InputSpec([1, 8, None, None], "float32", "x")]
+    paddle.jit.save(paddle.jit.to_static(norm, input_spec=spec, full_graph=True), str(tmp_path / "model"),
+                    input_spec=spec)
+    convert_to_onnx(str(tmp_path / "model.json"), str(tmp_path / "model.pdiparams"), str(tmp_path / "m.onnx"),
+                    output_names=["y"])
+    x = (np.random.default_rng(0).standard_normal([1, 8, 5, 7]) * 3e-3).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    g = x.astype(np.float64).reshape(1, 4, -1)
+    want = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
+    np.testing.assert_allclose(got, want, atol=1e-4)

@@ -28,8 +28,9 @@ class PanopticPostprocess(nn.Layer):
         thing_ids: thing class ids, each in [0, C).
         label_divisor, void_label, threshold, nms_kernel, top_k, stuff_area: as for
             `panoptic_postprocess` (top_k must be < label_divisor).
-        group_block (int or None): grouping block size (`panoptic_ops.nearest_center`); None
-            uses `panoptic_ops.GROUP_BLOCK` eagerly and `TRACED_GROUP_BLOCK` traced, fixed into the graph.
+        group_block (int or None): how the grouping splits its work (`panoptic_ops.nearest_center`):
+            scores per block eagerly, number of parts traced (fixed into the graph); None uses
+            `panoptic_ops.GROUP_BLOCK` and `TRACED_GROUP_PARTS`. The maps do not depend on it.
 
     forward(semantic int [H, W], center float32 [1, H, W], offset float32 [2, H, W]) ->
     (panoptic int64 [H, W], centers int64 [K, 2] (y, x)).

@@ -9,8 +9,7 @@ The functions are marked `not_to_static`, so tracing runs them as written instea
 their Python code. The traced graph also converts to ONNX (paddle2onnx 2.1, opset 17) and runs in
 onnxruntime: paddle2onnx has no converter for `bincount` (counting is a `scatter_nd_add`, ONNX's
 ScatterND with reduction "add"), and onnxruntime cannot load the while loop with tensor arrays that
-the pixel blocks of the grouping used (`nearest_center` loops over blocks of centres when traced,
-carrying only the best distance and index so far).
+collected the grouping's pixel blocks (traced, `nearest_center` writes a fixed number of parts).
 
 Rules and tie-breaking (the contract of `panoptic_postprocess`):
 1. centres: positions above max(threshold, 0) that equal their k x k window maximum; with more
@@ -24,7 +23,6 @@ Rules and tie-breaking (the contract of `panoptic_postprocess`):
 import numpy as np
 import paddle
 import paddle.nn.functional as F
-from paddle.static.nn import while_loop
 
 from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raster_yx
 
@@ -33,9 +31,9 @@ from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raste
 # pixels x 31: ~45 ms against ~50-90 ms with 2^21 and ~130 ms in one block). Grouping needs at
 # most one such block beyond a few per-thing-pixel vectors, whatever K is, eagerly and traced.
 GROUP_BLOCK = 1 << 18
-# Traced, the grouping loops over blocks of centres with all thing pixels at once (see nearest_center):
-# 2^22 float64 scores = 32 MB per block, so that 525k thing pixels x 31 centres take 4 steps, not 31.
-TRACED_GROUP_BLOCK = 1 << 22
+# Traced, the thing pixels are split into this many parts (see nearest_center): 525k thing pixels x 31
+# centres -> 8 MB of float64 scores per part.
+TRACED_GROUP_PARTS = 16
 # Where the extra "no centre" candidate sits: its squared distance (~2e16) exceeds that to any
 # real centre, so it wins only when K = 0, and keeps argmin defined then without a branch.
 _FAR_AWAY = 1e8
@@ -145,19 +143,19 @@ def nearest_center(qy, qx, centers, block=None):
     Args:
         qy, qx: [P] float32, where each pixel's offset points.
         centers: [K, 2] int64 (y, x), K >= 0.
-        block (int): pixels x centres scores computed at once (default GROUP_BLOCK eagerly,
-            TRACED_GROUP_BLOCK traced).
+        block (int): eagerly, pixels x centres scores computed at once (default GROUP_BLOCK);
+            traced, the number of parts the pixels are split into (default TRACED_GROUP_PARTS).
     Returns:
         [P] int64 in [0, K] (K only when K = 0).
 
     argmin_k |q - c_k|^2 = argmin_k (|c_k|^2 - 2 q . c_k): one [B, 3] x [3, K + 1] matmul per
-    block, never an [P, K, 2] tensor. In float64 every term is exact (c are integers below 2^24,
-    q float32), so the comparison is exact, unlike float32 where the expanded form would cancel
-    catastrophically; hence any split into blocks gives the same answer. Eagerly the blocks are
-    rows of pixels (a Python loop; a block of scores stays in cache). Traced, they are columns of
-    centres in a while op that carries each pixel's best score and index so far (a later block
-    wins only with a strictly smaller score, keeping the lowest index on ties): ONNX cannot
-    express a loop that collects parts of a result, and a loop over centres needs no such parts.
+    block of B pixels, never an [P, K, 2] tensor. In float64 every term is exact (c are integers
+    below 2^24, q float32), so the comparison is exact, unlike float32 where the expanded form
+    would cancel catastrophically; hence any split into blocks gives the same answer. Eagerly the
+    blocks run in a Python loop (a block of scores stays in cache). Traced, the pixels are split
+    into a fixed number of equal parts written out in the graph, without a loop op: ONNX cannot
+    express the tensor-array loop that collected the blocks before, and a while op carrying the
+    result measured 2x slower in Paddle Inference. Memory: one part's scores, P (K + 1) / parts.
     """
     c = paddle.concat([centers.astype("float64"), paddle.full([1, 2], _FAR_AWAY, dtype="float64")], axis=0)
     cy, cx = c[:, 0], c[:, 1]
@@ -169,38 +167,15 @@ def nearest_center(qy, qx, centers, block=None):
         parts = [paddle.argmin(paddle.matmul(q[i:i + rows], cmat), axis=1) for i in range(0, int(n), rows)]
         # Paddle 2.6 cannot concatenate only empty tensors: no pixel -> no part, an explicit empty result
         return paddle.concat(parts) if parts else paddle.zeros([0], dtype="int64")
-    # One padding pixel keeps every tensor non-empty (Paddle 2.6), dropped at the end.
-    zero = paddle.zeros([1], dtype="float64")
-    q = paddle.stack([paddle.concat([qy.astype("float64"), zero]), paddle.concat([qx.astype("float64"), zero]),
-                      paddle.ones([n + 1], dtype="float64")], axis=1)  # [P + 1, 3]
-    one = paddle.full([], 1, dtype="int64")
-    block = TRACED_GROUP_BLOCK if block is None else int(block)
-    width = paddle.maximum(paddle.full([], block, dtype="int64") // (n + 1), one)
-    num_centers = paddle.shape(cmat)[1].astype("int64")
-    chunks = (num_centers + width - 1) // width
-    # Padding columns score 1e17, above the "no centre" one (~2e16): never chosen.
-    pad = paddle.concat([paddle.zeros([2, 1], dtype="float64"), paddle.full([1, 1], 1e17, dtype="float64")])
-    cmat = paddle.concat([cmat, paddle.tile(pad, paddle.stack([one, chunks * width - num_centers]))], axis=1)
-
-    # The counter and the bound are [1] tensors, not scalars: paddle2onnx writes the loop condition as
-    # [1] whatever its shape, and onnxruntime refuses a declared scalar that infers as [1].
-    chunks = chunks.reshape([1])
-
-    def not_done(i, best, index):
-        return i < chunks
-
-    def next_chunk(i, best, index):
-        start = i * width
-        scores = paddle.matmul(q, paddle.slice(cmat, [1], start, start + width))  # [P + 1, width]
-        arg = paddle.argmin(scores, axis=1)
-        low = paddle.take_along_axis(scores, arg.unsqueeze(1), axis=1).squeeze(1)
-        better = low < best
-        return i + 1, paddle.where(better, low, best), paddle.where(better, arg + start, index)
-
-    _, _, index = while_loop(not_done, next_chunk, [paddle.zeros([1], dtype="int64"),
-                                                    paddle.full([n + 1], np.inf, dtype="float64"),
-                                                    paddle.zeros([n + 1], dtype="int64")])
-    return paddle.slice(index, [0], [0], [n])
+    parts = TRACED_GROUP_PARTS if block is None else int(block)
+    # Padding to a positive multiple of `parts` keeps every part non-empty (Paddle 2.6) and equal.
+    rows = n // parts + 1
+    pad = paddle.zeros([rows * parts - n], dtype="float64")
+    q = paddle.stack([paddle.concat([qy.astype("float64"), pad]), paddle.concat([qx.astype("float64"), pad]),
+                      paddle.ones([rows * parts], dtype="float64")], axis=1)  # [rows * parts, 3]
+    nearest = [paddle.argmin(paddle.matmul(paddle.slice(q, [0], [i * rows], [(i + 1) * rows]), cmat), axis=1)
+               for i in range(parts)]
+    return paddle.slice(paddle.concat(nearest), [0], [0], [n])
 
 
 @paddle.jit.not_to_static

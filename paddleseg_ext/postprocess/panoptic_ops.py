@@ -162,11 +162,12 @@ def nearest_center(qy, qx, centers, block=None):
     cmat = paddle.stack([-2.0 * cy, -2.0 * cx, cy * cy + cx * cx], axis=0)  # [3, K + 1]
     n = paddle.shape(qy)[0].astype("int64")
     if paddle.in_dynamic_mode():
+        if int(n) == 0:  # Paddle 2.6 cannot stack empty tensors
+            return paddle.zeros([0], dtype="int64")
         rows = max((GROUP_BLOCK if block is None else int(block)) // int(cmat.shape[1]), 1)
         q = paddle.stack([qy.astype("float64"), qx.astype("float64"), paddle.ones_like(qy, dtype="float64")], axis=1)
-        parts = [paddle.argmin(paddle.matmul(q[i:i + rows], cmat), axis=1) for i in range(0, int(n), rows)]
-        # Paddle 2.6 cannot concatenate only empty tensors: no pixel -> no part, an explicit empty result
-        return paddle.concat(parts) if parts else paddle.zeros([0], dtype="int64")
+        return paddle.concat([paddle.argmin(paddle.matmul(q[i:i + rows], cmat), axis=1)
+                              for i in range(0, int(n), rows)])
     parts = TRACED_GROUP_PARTS if block is None else int(block)
     # Padding to a positive multiple of `parts` keeps every part non-empty (Paddle 2.6) and equal.
     rows = n // parts + 1

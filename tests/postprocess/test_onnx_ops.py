@@ -19,7 +19,10 @@ from .test_panoptic_layer import POST_KWARGS, POST_SPEC, _post_cases
 
 def onnx_session(layer, spec, tmp_path):
     """`layer` traced, saved, converted by paddle2onnx (opset 17) and loaded by onnxruntime."""
-    paddle2onnx = pytest.importorskip("paddle2onnx")
+    try:
+        import paddle2onnx
+    except (ImportError, ValueError) as e:  # paddle2onnx 2.1 refuses to import on Paddle 2.6 (ValueError)
+        pytest.skip("paddle2onnx unavailable: {}".format(e))
     ort = pytest.importorskip("onnxruntime")
     prefix = str(tmp_path / "model")
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix, input_spec=spec)

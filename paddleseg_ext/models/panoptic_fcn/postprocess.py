@@ -51,6 +51,7 @@ from paddle.static.nn import while_loop
 
 from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 
+from ...compat import argsort_stable
 from ...postprocess.panoptic_ops import count_values
 from ...utils import UserInputError
 
@@ -211,17 +212,31 @@ def _blocks(total, block):
 
 
 @paddle.jit.not_to_static
-def group_values(x):
-    """Group equal values of a 1-D tensor (a sort-based `unique`; `paddle.unique` mis-types its
-    outputs in Paddle 3.3's static graphs).
+def group_values(*keys):
+    """Group the positions of equal tuples of 1-D tensors (a sort-based `unique`; `paddle.unique`
+    mis-types its outputs in Paddle 3.3's static graphs).
 
+    Args:
+        keys: one or more [n] tensors; positions group when all keys are equal.
     Returns:
-        inverse [n] int64 (group of each element, groups numbered in increasing value),
-        counts [R] int64, first [R] int64 (an element of each group).
+        inverse [n] int64 (group of each element, groups numbered in increasing lexicographic
+        order of the keys), counts [R] int64, first [R] int64 (an element of each group).
+
+    Several keys are sorted lexicographically by sorting on the last key, then stably on each
+    earlier one: one sort per key, instead of grouping each key and re-grouping the pairs.
     """
-    order = paddle.argsort(x)
-    ordered = paddle.gather(x, order)
-    change = _i64(ordered[1:] != ordered[:-1])
+    order = None
+    for key in reversed(keys):
+        if order is None:
+            order = paddle.argsort(key)
+        else:
+            order = paddle.gather(order, argsort_stable(paddle.gather(key, order)))
+    change = None
+    for key in keys:
+        ordered = paddle.gather(key, order)
+        diff = ordered[1:] != ordered[:-1]
+        change = diff if change is None else paddle.logical_or(change, diff)
+    change = _i64(change)
     group = paddle.cumsum(paddle.concat([paddle.zeros([1], dtype="int64"), change]))
     inverse = paddle.scatter(paddle.zeros_like(group), order, group, overwrite=True)
     starts = paddle.nonzero(paddle.concat([paddle.ones([1], dtype="int64"), change])).flatten()
@@ -241,28 +256,27 @@ def mask_patterns(probs, valid_hw, ori_hw, threshold, block, stride=4):
         inverse [H*W] int64 (pattern of each pixel).
     """
     k = probs.shape[0]
-    words, code = [], None
+    words = []
     for lo in range(0, k, WORD_BITS):
         hi = min(lo + WORD_BITS, k)
-        word = None
+        parts = {}  # float32 sums per part of PART_BITS bits, exact; cast to float64 once per word
         for s, e in _blocks(hi - lo, block):
             m = upsample_to_original(probs[lo + s:lo + e].unsqueeze(0), valid_hw, ori_hw, stride)[0]
             m = paddle.cast(m > threshold, "float32").reshape([e - s, -1])
-            parts = sorted({b // PART_BITS for b in range(s, e)})  # the float32 parts this block touches
+            touched = sorted({b // PART_BITS for b in range(s, e)})  # the parts this block touches
             pow2 = [[float(2 ** (b - q * PART_BITS)) if b // PART_BITS == q else 0.0 for b in range(s, e)]
-                    for q in parts]
-            sums = paddle.cast(paddle.matmul(paddle.to_tensor(pow2, dtype="float32"), m), "float64")
-            part = sums[0] * float(2 ** (parts[0] * PART_BITS))
-            if len(parts) > 1:
-                part = part + sums[1] * float(2 ** (parts[1] * PART_BITS))
-            word = part if word is None else word + part
+                    for q in touched]
+            sums = paddle.matmul(paddle.to_tensor(pow2, dtype="float32"), m)
+            for j, q in enumerate(touched):
+                parts[q] = sums[j] if q not in parts else parts[q] + sums[j]
+        word = None
+        for q in sorted(parts):
+            value = paddle.cast(parts[q], "float64") * float(2 ** (q * PART_BITS))
+            word = value if word is None else word + value
         words.append(word)
-        inv, counts, _ = group_values(word)
-        # the pair (code, inv) as one id, re-grouped to stay small
-        code = inv if code is None else group_values(code * _i64(paddle.shape(counts)[0]) + inv)[0]
-    if code is None:  # no mask at all: one empty pattern
-        code = paddle.zeros(paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]), dtype="int64")
-    inverse, counts, rep = group_values(code)  # rep: one pixel of each pattern
+    # rep: one pixel of each pattern; no mask at all: one empty pattern
+    inverse, counts, rep = group_values(*(words or [paddle.zeros(
+        paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]), dtype="int64")]))
     bits = []
     for lo, word in zip(range(0, k, WORD_BITS), words):
         n = min(WORD_BITS, k - lo)
@@ -385,18 +399,27 @@ class PanopticFCNPostprocess(nn.Layer):
         kernels, valid = paddle.gather(kernels, order), paddle.gather(_i64(valid), order) > 0
         kernels, keep = fuse_things(kernels, scores, classes, valid, self.similarity_threshold, self.class_specific)
 
-        # 4: masks at stride 4, rescoring, top instances
-        prob = F.sigmoid(paddle.matmul(kernels, feats))  # [K, hw4]
+        # 4: masks at stride 4, rescoring, top instances. Only the kept kernels' masks are computed
+        # (a dropped one is never used, and half or more of the candidates are dropped); one padding
+        # row (kernel 0) keeps the tensors non-empty (Paddle 2.6) and stands for the dropped ones.
+        k = scores.shape[0]
+        kept = paddle.nonzero(_i64(keep)).flatten()
+        rows = paddle.concat([kept, paddle.zeros([1], dtype="int64")])
+        prob = F.sigmoid(paddle.matmul(paddle.gather(kernels, rows), feats))  # [kept + 1, hw4]
         inside = prob > self.mask_threshold
         mean_inside = paddle.where(inside, prob, paddle.zeros_like(prob)).sum(axis=1) / (
             _f32(_i64(inside).sum(axis=1)) + 1e-6)
+        slots = paddle.concat([kept, paddle.full([1], k, dtype="int64")])  # padding -> extra slot k
+        mean_inside = paddle.scatter(paddle.zeros([k + 1], dtype="float32"), slots, mean_inside)[:k]
+        row_of = paddle.scatter(paddle.full([k + 1], 1, dtype="int64") * (paddle.shape(rows)[0].astype("int64") - 1),
+                                slots, paddle.arange(paddle.shape(rows)[0], dtype="int64"))[:k]
         scores = scores * mean_inside
         keep = paddle.logical_and(keep, scores >= self.score_threshold)
         top = min(self.max_instances, int(scores.shape[0]))
         order = sort_desc(paddle.where(keep, scores, paddle.full_like(scores, -1.0)))[:top]
         scores, classes = paddle.gather(scores, order), paddle.gather(classes, order)
         keep = paddle.gather(_i64(keep), order) > 0
-        probs = paddle.gather(prob, order) * _f32(keep).unsqueeze(1)
+        probs = paddle.gather(prob, paddle.gather(row_of, order)) * _f32(keep).unsqueeze(1)
         probs = probs.reshape(paddle.concat([paddle.full([1], top, dtype="int32"), paddle.cast(enc_hw, "int32")]))
 
         # 2 + 3: stuff candidates, fused per class over the levels

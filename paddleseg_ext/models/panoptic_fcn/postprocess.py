@@ -44,6 +44,7 @@ Semantic output: the class of the panoptic segment; elsewhere the stuff argmax c
 a stuff class, else the class of the best-scoring kept thing mask covering the pixel, else the
 best stuff class (this last fallback is read at stride 4, nearest-upsampled).
 """
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -51,7 +52,7 @@ from paddle.static.nn import while_loop
 
 from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 
-from ...compat import argsort_stable
+from ...compat import argsort_stable, gather_bool
 from ...postprocess.panoptic_ops import count_values
 from ...utils import UserInputError
 
@@ -448,24 +449,48 @@ class PanopticFCNPostprocess(nn.Layer):
             probs = paddle.zeros([1] + list(probs.shape[1:]), dtype=probs.dtype)
             scores, classes = paddle.zeros([1], dtype=scores.dtype), paddle.zeros([1], dtype=classes.dtype)
             keep = paddle.zeros([1], dtype="bool")
+        top = probs.shape[0]
         stuff_channel, best_stuff = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
+        eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
+        live, sub_keep = None, keep
+        if paddle.in_dynamic_mode():
+            # Eagerly only the kept slots' masks are upsampled: a dropped slot's mask is all zero, it
+            # covers no pixel, so leaving it out changes no pattern. (Traced, the block loop needs the
+            # static number of slots.) Slot 0, dropped, stands in when no slot is kept.
+            live = paddle.nonzero(_i64(keep)).flatten()
+            if int(live.shape[0]) == 0:
+                live = paddle.zeros([1], dtype="int64")
+            probs = paddle.gather(probs, live)
+            sub_keep, eligible = gather_bool(keep, live), gather_bool(eligible, live)
         bits, counts, inverse = mask_patterns(probs, valid_hw, ori_hw, self.mask_threshold, self.mask_block,
                                               self.common_stride)
-        eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
         accept, _ = accept_things(bits, counts, eligible, self.overlap_threshold)
         slot = paddle.gather(first_cover(bits, _f32(accept)), inverse)  # [HW] in [0, K]
-        any_slot = paddle.gather(first_cover(bits, _f32(keep)), inverse)
-        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw,
-                              probs.shape[0])
+        any_slot = paddle.gather(first_cover(bits, _f32(sub_keep)), inverse)
+        if live is not None:  # back to slot numbers (K: none)
+            to_slot = paddle.concat([live, paddle.full([1], top, dtype="int64")])
+            slot, any_slot = paddle.gather(to_slot, slot), paddle.gather(to_slot, any_slot)
+            accept = paddle.scatter(paddle.zeros([top], dtype="int64"), live, _i64(accept)) > 0
+        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
 
     def _stuff_argmax(self, s_prob, valid_hw, ori_hw):
         """Per-pixel argmax over the stuff channels at the original size, upsampling `mask_block`
         channels at a time (ties: lower channel); and, for the semantic map's rare fallback, the
         best stuff class (not the "things" channel) taken at stride 4 and upsampled (nearest)."""
         lay = self.layout
+        maps, channel, dropped = s_prob, None, None
+        if paddle.in_dynamic_mode():
+            # Eagerly only the channels with a kernel (probabilities > 0) are upsampled; a trained
+            # network's image has a few stuff classes of the dataset's dozens. The others are 0
+            # everywhere: where the best upsampled value is 0 too, the lowest such channel wins the tie.
+            live = np.flatnonzero(s_prob.reshape([lay.num_stuff_channels, -1]).max(axis=1).numpy() > 0)
+            if 0 < live.size < lay.num_stuff_channels:
+                dropped = int(np.flatnonzero(np.isin(np.arange(lay.num_stuff_channels), live, invert=True))[0])
+                channel = paddle.to_tensor(live, dtype="int64")
+                maps = paddle.gather(s_prob, channel)
         best_v = best_i = None
-        for s, e in _blocks(lay.num_stuff_channels, self.mask_block):
-            up = upsample_to_original(s_prob[s:e].unsqueeze(0), valid_hw, ori_hw, self.common_stride)[0]
+        for s, e in _blocks(maps.shape[0], self.mask_block):
+            up = upsample_to_original(maps[s:e].unsqueeze(0), valid_hw, ori_hw, self.common_stride)[0]
             up = up.reshape([e - s, -1])
             v, i = paddle.max(up, axis=0), paddle.argmax(up, axis=0) + s
             if best_v is None:
@@ -473,6 +498,9 @@ class PanopticFCNPostprocess(nn.Layer):
             else:
                 better = v > best_v
                 best_v, best_i = paddle.where(better, v, best_v), paddle.where(better, i, best_i)
+        if channel is not None:
+            best_i = paddle.gather(channel, best_i)
+            best_i = paddle.where(best_v > 0, best_i, paddle.minimum(best_i, paddle.full_like(best_i, dropped)))
         first = 1 if lay.with_thing else 0
         if lay.num_stuff_channels > first:
             coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)

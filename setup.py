@@ -7,6 +7,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Supported Paddle: 2.6 and later (tested: 2.6.2 and 3.3.1), CPU or GPU build, installed by the user
 # or by requirements.txt; `pip install .[cpu]` or `.[gpu]` adds it.
 PADDLE_REQUIRES = ">=2.6"
+# `pip install .[onnx]`: export.py --format onnx and deploy/python/infer.py --backend onnxruntime (paddle2onnx
+# 2.1 converts Paddle 3 programs; numpy stays < 2 through requirements.txt)
+ONNX_REQUIRES = ["paddle2onnx==2.1.0", "onnxruntime>=1.16"]
 
 
 def read_requirements():
@@ -29,7 +32,8 @@ setup(
     packages=find_packages(include=["paddleseg_ext", "paddleseg_ext.*", "panoptic_metrics", "panoptic_metrics.*"]),
     python_requires=">=3.9,<3.13",
     install_requires=read_requirements(),
-    extras_require={"cpu": ["paddlepaddle" + PADDLE_REQUIRES], "gpu": ["paddlepaddle-gpu" + PADDLE_REQUIRES]},
+    extras_require={"cpu": ["paddlepaddle" + PADDLE_REQUIRES], "gpu": ["paddlepaddle-gpu" + PADDLE_REQUIRES],
+                    "onnx": ONNX_REQUIRES},
     include_package_data=True,
     license="Apache-2.0",
     entry_points={"console_scripts": [

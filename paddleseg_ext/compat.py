@@ -135,3 +135,24 @@ def label_masks(labels, ids):
     if _EMPTY_OPS_OK or ids.shape[0] > 0:
         return labels.unsqueeze(0) == ids.reshape([-1, 1, 1])
     return paddle.zeros([0] + list(labels.shape), dtype="bool")  # Paddle 2.6: no empty broadcast
+
+
+# Paddle 3.x's linspace kernel computes the first half as start + step * i and the second half as
+# stop - step * (num - 1 - i) (float32 step); Paddle 2.6 rounds differently. paddle2onnx 2.1 converts
+# linspace with step (stop - start) / (num - 1), NaN for num = 1 (a 1-pixel-high map).
+_LINSPACE_HALVES = PADDLE_VERSION >= (3, 0)
+
+
+def linspace(start, stop, num, dtype="float32"):
+    """``paddle.linspace(start, stop, num, dtype)`` for python float `start`/`stop` and an int64 scalar
+    tensor (or int) `num` >= 1, bit for bit, written with ops that paddle2onnx converts exactly
+    (num = 1 included) on Paddle 3.x; Paddle 2.6 (no ONNX export) uses paddle.linspace itself."""
+    if not _LINSPACE_HALVES:
+        return paddle.linspace(start, stop, num, dtype=dtype)  # Paddle 2.6
+    n = num.astype("int64").reshape([]) if isinstance(num, paddle.Tensor) else paddle.full([], int(num), "int64")
+    i = paddle.arange(n, dtype="int64")
+    step = (paddle.full([], float(stop) - float(start), dtype) /
+            paddle.maximum(n - 1, paddle.ones([], "int64")).astype(dtype))
+    low = float(start) + step * i.astype(dtype)
+    high = float(stop) - step * (n - 1 - i).astype(dtype)
+    return paddle.where((i < n // 2) | (n == 1), low, high)

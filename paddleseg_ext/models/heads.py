@@ -66,8 +66,9 @@ class ASPP(nn.Layer):
     def forward(self, x):
         outputs = [block(x) for block in self.aspp_blocks]
         pooled = self.global_avg_pool(x)
-        # A 1x1 map broadcasts: tiling it is what bilinear upsampling of a constant gives.
-        outputs.append(paddle.expand_as(pooled, outputs[0]))
+        # A 1x1 map broadcasts: tiling it is what bilinear upsampling of a constant gives. Expanded to
+        # the runtime shape (paddle2onnx 2.1 converts `expand_as` with the traced shape, -1 for any size).
+        outputs.append(paddle.expand(pooled, paddle.shape(outputs[0])))
         x = self.conv_bn_relu(paddle.concat(outputs, axis=1))
         return self.dropout(x)
 

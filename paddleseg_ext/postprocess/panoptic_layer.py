@@ -28,8 +28,9 @@ class PanopticPostprocess(nn.Layer):
         thing_ids: thing class ids, each in [0, C).
         label_divisor, void_label, threshold, nms_kernel, top_k, stuff_area: as for
             `panoptic_postprocess` (top_k must be < label_divisor).
-        group_block (int or None): grouping block size (`panoptic_ops.nearest_center`); None
-            uses `panoptic_ops.GROUP_BLOCK`, fixed into the graph when traced.
+        group_block (int or None): how the grouping splits its work (`panoptic_ops.nearest_center`):
+            scores per block eagerly, number of parts traced (fixed into the graph); None uses
+            `panoptic_ops.GROUP_BLOCK` and `TRACED_GROUP_PARTS`. The maps do not depend on it.
 
     forward(semantic int [H, W], center float32 [1, H, W], offset float32 [2, H, W]) ->
     (panoptic int64 [H, W], centers int64 [K, 2] (y, x)).
@@ -57,10 +58,16 @@ class PanopticPostprocess(nn.Layer):
         self.group_block = group_block
 
     def forward(self, semantic, center, offset):
+        return self.group(semantic, center.squeeze(0), offset)
+
+    def group(self, semantic, heat, offset, groups=None):
+        """`panoptic_ops.panoptic_from_outputs` with this layer's settings: semantic int [H, W], heat
+        float32 [H, W], offset float32 [2, H, W] -> (panoptic int64 [H, W], centers int64 [K, 2]);
+        `groups` (a dict) is filled for `panoptic_ops.instance_scores`."""
         panoptic, centers, _ = panoptic_ops.panoptic_from_outputs(
-            semantic.astype("int64"), center.squeeze(0), offset, self.thing_code, self.thing_classes,
-            self.label_divisor, self.stuff_area, self.void_label, self.threshold, self.nms_kernel, self.top_k,
-            self.group_block)
+            semantic.astype("int64"), heat, offset, self.thing_code, self.thing_classes, self.label_divisor,
+            self.stuff_area, self.void_label, self.threshold, self.nms_kernel, self.top_k, self.group_block,
+            groups=groups)
         return panoptic, centers
 
 
@@ -122,10 +129,7 @@ class PanopticDeepLabPostprocess(nn.Layer):
         probs, center, offset = restore_image_size(list(outputs[:3]), valid_hw, ori_hw, self.align_corners,
                                                    offset_index=2)
         semantic = paddle.argmax(probs, axis=0)
-        p = self.panoptic
         groups = {}
-        panoptic, _, _ = panoptic_ops.panoptic_from_outputs(
-            semantic, center[0], offset, p.thing_code, p.thing_classes, p.label_divisor, p.stuff_area, p.void_label,
-            p.threshold, p.nms_kernel, p.top_k, p.group_block, groups=groups)
+        panoptic, _ = self.panoptic.group(semantic, center[0], offset, groups)
         ids, scores = panoptic_ops.instance_scores(groups, probs, center[0])
-        return panoptic.reshape(paddle.shape(semantic)), semantic, ids, scores
+        return panoptic, semantic, ids, scores

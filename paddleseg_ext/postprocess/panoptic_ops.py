@@ -6,7 +6,10 @@ every step is written with graph-friendly ops only: sizes that depend on the dat
 centres K, of thing pixels P) stay tensors, and no Python branch depends on a tensor's value (the
 branches here test Python settings such as `top_k is None` or the number of thing classes).
 The functions are marked `not_to_static`, so tracing runs them as written instead of rewriting
-their Python code.
+their Python code. The traced graph also converts to ONNX (paddle2onnx 2.1, opset 17) and runs in
+onnxruntime: paddle2onnx has no converter for `bincount` (counting is a `scatter_nd_add`, ONNX's
+ScatterND with reduction "add"), and onnxruntime cannot load the while loop with tensor arrays that
+collected the grouping's pixel blocks (traced, `nearest_center` writes a fixed number of parts).
 
 Rules and tie-breaking (the contract of `panoptic_postprocess`):
 1. centres: positions above max(threshold, 0) that equal their k x k window maximum; with more
@@ -20,7 +23,6 @@ Rules and tie-breaking (the contract of `panoptic_postprocess`):
 import numpy as np
 import paddle
 import paddle.nn.functional as F
-from paddle.static.nn import while_loop
 
 from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raster_yx
 
@@ -29,9 +31,39 @@ from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raste
 # pixels x 31: ~45 ms against ~50-90 ms with 2^21 and ~130 ms in one block). Grouping needs at
 # most one such block beyond a few per-thing-pixel vectors, whatever K is, eagerly and traced.
 GROUP_BLOCK = 1 << 18
+# Traced, the thing pixels are split into this many parts (see nearest_center): 525k thing pixels x 31
+# centres -> 8 MB of float64 scores per part.
+TRACED_GROUP_PARTS = 16
 # Where the extra "no centre" candidate sits: its squared distance (~2e16) exceeds that to any
 # real centre, so it wins only when K = 0, and keeps argmin defined then without a branch.
 _FAR_AWAY = 1e8
+
+
+def count_values(x, length, weights=None):
+    """Counts (or, with `weights` [N], sums of the weights in float64) of the values of `x`.
+
+    Args:
+        x: [N] int64, N may be 0, values in [0, length).
+        length: int or int64 scalar tensor.
+        weights: None or [N] float/int tensor.
+    Returns:
+        [length] int64 counts, or float64 sums with weights.
+
+    Traced, a `bincount` that converts to ONNX (ScatterND with reduction "add"; paddle2onnx 2.1 has
+    no bincount converter); one padding value `length` (weight 0), counted in a dropped extra bin,
+    keeps the input non-empty (Paddle 2.6's empty-tensor ops, see compat). Eagerly Paddle's bincount,
+    2-3x faster on CPU: both add the values in index order, so the sums are the same.
+    """
+    if paddle.in_dynamic_mode():
+        return bincount(x, length, weights)
+    end = paddle.full([1], length, dtype="int64") if isinstance(length, int) else length.astype("int64").reshape([1])
+    index = paddle.concat([x.astype("int64"), end]).unsqueeze(1)
+    if weights is None:
+        values, dtype = paddle.ones([paddle.shape(index)[0]], dtype="int64"), "int64"
+    else:
+        values, dtype = paddle.concat([weights.astype("float64"), paddle.zeros([1], dtype="float64")]), "float64"
+    table = paddle.zeros(end + 1, dtype=dtype)
+    return paddle.slice(paddle.scatter_nd_add(table, index, values), [0], [0], end)
 
 
 def class_tables(thing_ids, num_classes, void_label):
@@ -69,20 +101,36 @@ def find_centers(heat, threshold, nms_kernel, top_k):
         threshold (float), nms_kernel (odd int), top_k (int or None): see module docstring.
     Returns:
         [K, 2] int64 (y, x) in raster order.
+
+    Only the N pixels above the threshold can be centres, so only their k x k windows are read
+    (the window clipped to the image, as max pooling ignores its padding), one window row at a
+    time: N x k values at once instead of a max pool over the whole map. N is a few percent of
+    the pixels for a trained network's heatmap; the cost grows with N (at worst every pixel,
+    k^2 reads each).
     """
-    width = paddle.shape(heat)[1].astype("int64")
+    size = paddle.shape(heat).astype("int64")
+    height, width = size[0], size[1]
     r = (nms_kernel - 1) // 2
-    # Max over a k x k window = max over k x 1 then 1 x k: 2k comparisons per pixel, not k^2.
-    # Thresholding before pooling (as the reference does) is not needed: any pixel above the
-    # threshold has a window maximum above it too, so both give the same peaks.
-    pooled = F.max_pool2d(heat.unsqueeze([0, 1]), kernel_size=(nms_kernel, 1), stride=1, padding=(r, 0))
-    pooled = F.max_pool2d(pooled, kernel_size=(1, nms_kernel), stride=1, padding=(0, r))
-    keep = paddle.logical_and(heat == pooled.squeeze([0, 1]), heat > max(float(threshold), 0.0))
-    flat = paddle.nonzero(flatten_bool(keep)).flatten()
+    values = heat.flatten()
+    flat = paddle.nonzero(flatten_bool(heat > max(float(threshold), 0.0))).flatten()
+    n = paddle.shape(flat)[0]
+    # one padding candidate (raster index 0, dropped below) keeps every tensor non-empty (Paddle 2.6)
+    flat = paddle.concat([flat, paddle.zeros([1], dtype="int64")])
+    y, x = flat // width, flat % width
+    cols = paddle.maximum(paddle.minimum(x.unsqueeze(1) + paddle.arange(-r, r + 1, dtype="int64"), width - 1),
+                          paddle.zeros([1], dtype="int64"))  # [N + 1, k]
+    zero = paddle.zeros([1], dtype="int64")
+    window_max = None
+    for dy in range(-r, r + 1):
+        row = paddle.maximum(paddle.minimum(y + dy, height - 1), zero)
+        row_max = paddle.gather(values, (row.unsqueeze(1) * width + cols).flatten()).reshape([-1, nms_kernel]).max(axis=1)
+        window_max = row_max if window_max is None else paddle.maximum(window_max, row_max)
+    peak = paddle.logical_and(paddle.gather(values, flat) >= window_max, paddle.arange(n + 1, dtype="int64") < n)
+    flat = paddle.gather(flat, paddle.nonzero(peak).flatten())
     if top_k is not None:
         # Stable descending sort keeps raster order among equal scores; a slice past the end
         # keeps all (no branch on K), and re-sorting the kept indices restores raster order.
-        scores = paddle.gather(heat.flatten(), flat)
+        scores = paddle.gather(values, flat)
         best = argsort_stable(scores, descending=True)[:top_k]
         flat = paddle.gather(flat, paddle.sort(best))
     return raster_yx(flat, width)
@@ -95,52 +143,40 @@ def nearest_center(qy, qx, centers, block=None):
     Args:
         qy, qx: [P] float32, where each pixel's offset points.
         centers: [K, 2] int64 (y, x), K >= 0.
-        block (int): pixels x (K + 1) scores computed at once (default GROUP_BLOCK).
+        block (int): eagerly, pixels x centres scores computed at once (default GROUP_BLOCK);
+            traced, the number of parts the pixels are split into (default TRACED_GROUP_PARTS).
     Returns:
         [P] int64 in [0, K] (K only when K = 0).
 
     argmin_k |q - c_k|^2 = argmin_k (|c_k|^2 - 2 q . c_k): one [B, 3] x [3, K + 1] matmul per
     block of B pixels, never an [P, K, 2] tensor. In float64 every term is exact (c are integers
     below 2^24, q float32), so the comparison is exact, unlike float32 where the expanded form
-    would cancel catastrophically. The blocks run in a Python loop when eager and in a while op
-    when traced, so memory stays bounded (one block of scores) in both.
+    would cancel catastrophically; hence any split into blocks gives the same answer. Eagerly the
+    blocks run in a Python loop (a block of scores stays in cache). Traced, the pixels are split
+    into a fixed number of equal parts written out in the graph, without a loop op: ONNX cannot
+    express the tensor-array loop that collected the blocks before, and a while op carrying the
+    result measured 2x slower in Paddle Inference. Memory: one part's scores, P (K + 1) / parts.
     """
     c = paddle.concat([centers.astype("float64"), paddle.full([1, 2], _FAR_AWAY, dtype="float64")], axis=0)
     cy, cx = c[:, 0], c[:, 1]
     cmat = paddle.stack([-2.0 * cy, -2.0 * cx, cy * cy + cx * cx], axis=0)  # [3, K + 1]
     n = paddle.shape(qy)[0].astype("int64")
-    per_block = paddle.full([], GROUP_BLOCK if block is None else int(block), dtype="int64")
-    rows = paddle.maximum(per_block // paddle.shape(cmat)[1].astype("int64"), paddle.full([], 1, dtype="int64"))
-    # Traced, the blocks run in a while op and their results go to a tensor array, concatenated
-    # once at the end (no copy of the whole result per block). That concatenation wants parts of
-    # equal length and at least one part, so the points are padded to a positive multiple of `rows`.
-    blocks = paddle.maximum((n + rows - 1) // rows, paddle.full([], 1, dtype="int64"))
-    pad = paddle.zeros([blocks * rows - n], dtype="float64")
-    qy = paddle.concat([qy.astype("float64"), pad])
-    qx = paddle.concat([qx.astype("float64"), pad])
-    ones = paddle.ones([rows], dtype="float64")
-
-    def block_argmin(i):
-        start = i * rows
-        q = paddle.stack([paddle.slice(qy, [0], [start], [start + rows]),
-                          paddle.slice(qx, [0], [start], [start + rows]), ones], axis=1)  # [rows, 3]
-        return paddle.argmin(paddle.matmul(q, cmat), axis=1)
-
     if paddle.in_dynamic_mode():
-        # Eagerly, a plain loop: paddle's eager while_loop re-assigns every loop variable, each part
-        # of the array included, on every step (measured 9x slower with 200 centres).
-        nearest = paddle.concat([block_argmin(i) for i in range(int(blocks))])
-    else:
-        def not_done(i, parts):
-            return i < blocks
-
-        def next_block(i, parts):
-            return i + 1, paddle.tensor.array_write(block_argmin(i), i, parts)
-
-        _, parts = while_loop(not_done, next_block, [paddle.zeros([1], dtype="int64"),
-                                                     paddle.tensor.create_array("int64")])
-        nearest, _ = paddle.tensor.manipulation.tensor_array_to_tensor(parts, axis=0)
-    return paddle.slice(nearest, [0], [0], [n])
+        if int(n) == 0:  # Paddle 2.6 cannot stack empty tensors
+            return paddle.zeros([0], dtype="int64")
+        rows = max((GROUP_BLOCK if block is None else int(block)) // int(cmat.shape[1]), 1)
+        q = paddle.stack([qy.astype("float64"), qx.astype("float64"), paddle.ones_like(qy, dtype="float64")], axis=1)
+        return paddle.concat([paddle.argmin(paddle.matmul(q[i:i + rows], cmat), axis=1)
+                              for i in range(0, int(n), rows)])
+    parts = TRACED_GROUP_PARTS if block is None else int(block)
+    # Padding to a positive multiple of `parts` keeps every part non-empty (Paddle 2.6) and equal.
+    rows = n // parts + 1
+    pad = paddle.zeros([rows * parts - n], dtype="float64")
+    q = paddle.stack([paddle.concat([qy.astype("float64"), pad]), paddle.concat([qx.astype("float64"), pad]),
+                      paddle.ones([rows * parts], dtype="float64")], axis=1)  # [rows * parts, 3]
+    nearest = [paddle.argmin(paddle.matmul(paddle.slice(q, [0], [i * rows], [(i + 1) * rows]), cmat), axis=1)
+               for i in range(parts)]
+    return paddle.slice(paddle.concat(nearest), [0], [0], [n])
 
 
 @paddle.jit.not_to_static
@@ -157,7 +193,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
         number: [num_slots] int64 instance number of each centre within its class, counted from 1
             in centre order over the centres that have pixels (0 for a centre without pixels).
     """
-    votes = bincount(instance * num_things + thing_index, num_slots * num_things).reshape([-1, num_things])
+    votes = count_values(instance * num_things + thing_index, num_slots * num_things).reshape([-1, num_things])
     # Break ties towards the smallest class id without relying on argmax's tie rule:
     # count * T + (T - 1 - t) is unique per row and orders like (count, -t).
     tie_break = paddle.arange(num_things - 1, -1, -1, dtype="int64")
@@ -198,7 +234,7 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     width = paddle.shape(semantic)[1].astype("int64")
     # One per-class table gathered once per pixel: stuff classes map to their label (or void when
     # too small), thing classes to their code `base - t` (see class_tables).
-    area = paddle.bincount(sem, minlength=num_classes + 1)[:num_classes]
+    area = count_values(sem, num_classes + 1)[:num_classes]  # value num_classes: void (an oracle's)
     stuff_label = paddle.where(area < stuff_area, paddle.full([num_classes], void_label, dtype="int64"),
                                paddle.arange(num_classes, dtype="int64") * label_divisor)
     stuff_label = paddle.concat([stuff_label, paddle.full([1], void_label, dtype="int64")])
@@ -231,6 +267,34 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
 
 
 @paddle.jit.not_to_static
+def mask_scores(member, pix, member_class, num_members, probs, heat):
+    """The two AP confidences of masks given as lists of pixels (Panoptic-DeepLab's evaluation).
+
+    Args:
+        member: [P] int64 mask index of each listed pixel, in [0, num_members).
+        pix: [P] int64 raster index of each listed pixel.
+        member_class: [num_members] int64 class of each mask (any value for masks without pixels).
+        num_members: int or int64 scalar tensor.
+        probs: [C, H, W] float32 semantic probabilities; heat: [H, W] float32 centre heatmap.
+    Returns:
+        count [num_members] float64 pixels per mask; score [num_members] float32, the mean
+        probability of the mask's class over the mask; score x the heatmap at the mask's centroid
+        (floor of its mean y and mean x), float32. Masks without pixels score 0 (count clipped to 1).
+    """
+    count = count_values(member, num_members).astype("float64")
+    safe = paddle.maximum(count, paddle.ones_like(count))
+    width = paddle.shape(heat)[1].astype("int64")
+    area = paddle.shape(heat)[0].astype("int64") * width
+    own = paddle.gather(probs.flatten(), paddle.gather(member_class, member) * area + pix)
+    score = (count_values(member, num_members, own) / safe).astype("float32")
+    y, x = floor_divmod(pix, width)
+    cy = paddle.floor(count_values(member, num_members, y) / safe)
+    cx = paddle.floor(count_values(member, num_members, x) / safe)
+    at_centroid = paddle.gather(heat.flatten(), (cy * width.astype("float64") + cx).astype("int64"))
+    return count, score, score * at_centroid
+
+
+@paddle.jit.not_to_static
 def instance_scores(groups, probs, heat):
     """Confidences of the thing instances found by `panoptic_from_outputs`, for instance AP.
 
@@ -239,31 +303,12 @@ def instance_scores(groups, probs, heat):
         probs: [C, H, W] float32 semantic probabilities; heat: [H, W] float32 centre heatmap.
     Returns:
         ids [M] int64 panoptic ids of the instances (slots with pixels, centre order) and scores
-        [M, 2] float32: column 0 the mean probability of the instance's class over its mask,
-        column 1 that times the heatmap at the mask's centroid (floor of its mean y and mean x).
+        [M, 2] float32: the two columns of `mask_scores`.
     """
     if not groups:
         return paddle.zeros([0], dtype="int64"), paddle.zeros([0, 2], dtype="float32")
-    pix, instance, slot_class, slot_label = groups["pix"], groups["instance"], groups["slot_class"], \
-        groups["slot_label"]
-    num_classes = paddle.shape(probs)[0]
-    width = paddle.shape(probs)[2].astype("int64")
-    n_slots = paddle.shape(slot_label)[0]
-    # One extra pixel (raster index 0) in the last slot, the void "no centre" one that is dropped below,
-    # keeps every tensor here non-empty when there is no thing pixel (Paddle 2.6's empty-tensor ops).
-    last = (n_slots - 1).astype("int64").reshape([1])
-    pix = paddle.concat([pix, paddle.zeros([1], dtype="int64")])
-    instance = paddle.concat([instance, last])
-    count = bincount(instance, n_slots).astype("float64")
-    safe = paddle.maximum(count, paddle.ones_like(count))
-    # probability of each thing pixel for the class its instance took
-    own = paddle.gather(probs.reshape([num_classes, -1]).flatten(),
-                        paddle.gather(slot_class, instance) * paddle.shape(heat)[0].astype("int64") * width + pix)
-    score = (bincount(instance, n_slots, own) / safe).astype("float32")
-    y, x = floor_divmod(pix, width)
-    cy = paddle.floor(bincount(instance, n_slots, y) / safe)
-    cx = paddle.floor(bincount(instance, n_slots, x) / safe)
-    at_centroid = paddle.gather(heat.flatten(), (cy * width.astype("float64") + cx).astype("int64"))
+    slot_label = groups["slot_label"]
+    n_slots = paddle.shape(slot_label)[0].astype("int64")
+    count, score, both = mask_scores(groups["instance"], groups["pix"], groups["slot_class"], n_slots, probs, heat)
     keep = paddle.nonzero(paddle.logical_and(count > 0, slot_label != groups["void_label"])).flatten()
-    scores = paddle.stack([score, score * at_centroid], axis=1)
-    return paddle.gather(slot_label, keep), paddle.gather(scores, keep)
+    return paddle.gather(slot_label, keep), paddle.gather(paddle.stack([score, both], axis=1), keep)

@@ -293,8 +293,7 @@ def instance_scores(panoptic, semantic_probs, center_heatmap, thing_ids, label_d
             raise UserInputError("panoptic {}, semantic_probs {} and center_heatmap {} must share H, W".format(
                 list(pan.shape), list(probs.shape), list(heat.shape)))
         pan = _cast(pan, "int64")
-        out = _instance_scores(pan.flatten(), probs.reshape([n_cls, h * w]),
-                               heat.flatten(), h, w, things, label_divisor, void_label)
+        out = _instance_scores(pan.flatten(), probs, heat, things, label_divisor, void_label)
         if return_masks:
             out["masks"] = label_masks(pan, out["ids"])
     return {k: _to_output(v, was_tensor) for k, v in out.items()}
@@ -307,7 +306,9 @@ def _empty_scores():
             "score_semantic_x_instance": paddle.zeros([0], dtype="float32")}
 
 
-def _instance_scores(pan, probs, heat, h, w, things, label_divisor, void_label):
+def _instance_scores(pan, probs, heat, things, label_divisor, void_label):
+    """Which pixels belong to which instance of the flat panoptic map `pan`; the scores themselves
+    are `panoptic_ops.mask_scores`, shared with the traced post-processing."""
     n_cls = probs.shape[0]
     if pan.shape[0] == 0 or things.size == 0:
         return _empty_scores()
@@ -351,17 +352,6 @@ def _instance_scores(pan, probs, heat, h, w, things, label_divisor, void_label):
     if int(classes.max()) >= n_cls:
         raise UserInputError("semantic_probs: has {} classes but panoptic holds class {}".format(
             n_cls, int(classes.max())))
-    n_inst = ids.shape[0]
-    count = areas.astype("float64")
-
-    # Probability of each instance pixel for its instance's class, summed per instance.
-    own_prob = paddle.gather_nd(probs, paddle.stack([paddle.gather(classes, member), pix], axis=1))
-    score_sem = paddle.bincount(member, weights=own_prob.astype("float64"), minlength=n_inst) / count
-    # Centroid by per-instance coordinate sums (exact in float64), floored like int() does.
-    cy = paddle.floor(paddle.bincount(member, weights=(pix // w).astype("float64"), minlength=n_inst) / count)
-    cx = paddle.floor(paddle.bincount(member, weights=(pix % w).astype("float64"), minlength=n_inst) / count)
-    center_score = paddle.gather(heat, cy.astype("int64") * w + cx.astype("int64"))
-    score_sem = score_sem.astype("float32")
-    return {"ids": ids, "classes": classes, "areas": areas.astype("int64"),
-            "score_semantic": score_sem,
-            "score_semantic_x_instance": score_sem * center_score}
+    _, score_sem, score_both = panoptic_ops.mask_scores(member, pix, classes, ids.shape[0], probs, heat)
+    return {"ids": ids, "classes": classes, "areas": areas.astype("int64"), "score_semantic": score_sem,
+            "score_semantic_x_instance": score_both}

@@ -62,7 +62,10 @@ def outputs(request, demo, demo_export, tmp_path_factory):
     common = ["--image_path", image_dir] + THING_FLAGS
     assert run_cli(predict_cli.main, ["--config", cfg, "--model_path", weights, "--save_dir", pred_dir,
                                       "--device", "cpu"] + common) == 0
-    assert run_cli(infer_cli.main, ["--model_dir", model_dir, "--image_path", image_dir, "--save_dir", infer_dir]) == 0
+    # oneDNN (infer.py's default on CPU) fuses convolutions and rounds differently: a few near-tied pixels
+    # change (measured agreement: tests/pipeline/test_onnx.py); without it the maps are equal bit for bit
+    assert run_cli(infer_cli.main, ["--model_dir", model_dir, "--image_path", image_dir, "--save_dir", infer_dir,
+                                    "--disable_onednn"]) == 0
     return {"case": request.param, "cfg": cfg, "model_dir": model_dir, "images": demo.images, "image_dir": image_dir,
             "val": val_dir, "predict": pred_dir, "infer": infer_dir}
 

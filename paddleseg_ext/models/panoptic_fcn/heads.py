@@ -18,6 +18,7 @@ import paddle
 import paddle.nn as nn
 from paddle.vision.ops import DeformConv2D
 
+from ...compat import linspace
 from .fpn import group_norm
 
 PRIOR_BIAS = -2.19  # log((1 - 0.1) / 0.1): initial probability 0.1
@@ -37,8 +38,9 @@ def coord_features(x):
     x: [N, C, H, W] -> [N, C + 2, H, W].
     """
     shape = paddle.shape(x)
-    ys = paddle.linspace(-1.0, 1.0, shape[2], dtype=x.dtype).reshape([1, 1, -1, 1])
-    xs = paddle.linspace(-1.0, 1.0, shape[3], dtype=x.dtype).reshape([1, 1, 1, -1])
+    # compat.linspace: paddle.linspace's values, exported to ONNX correctly for a 1-pixel side too
+    ys = linspace(-1.0, 1.0, shape[2], dtype=x.dtype).reshape([1, 1, -1, 1])
+    xs = linspace(-1.0, 1.0, shape[3], dtype=x.dtype).reshape([1, 1, 1, -1])
     zeros = paddle.zeros_like(x[:, :1])  # broadcasts the grids to [N, 1, H, W]
     return paddle.concat([x, ys + zeros, xs + zeros], axis=1)
 

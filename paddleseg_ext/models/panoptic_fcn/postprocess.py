@@ -44,6 +44,7 @@ Semantic output: the class of the panoptic segment; elsewhere the stuff argmax c
 a stuff class, else the class of the best-scoring kept thing mask covering the pixel, else the
 best stuff class (this last fallback is read at stride 4, nearest-upsampled).
 """
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -51,6 +52,8 @@ from paddle.static.nn import while_loop
 
 from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 
+from ...compat import argsort_stable, gather_bool
+from ...postprocess.panoptic_ops import count_values
 from ...utils import UserInputError
 
 #: bits per float64 word of the mask-pattern codes (sums of distinct powers of 2 below 2^53 are exact),
@@ -176,7 +179,8 @@ def fuse_things(kernels, scores, classes, valid, similarity_threshold=0.9, class
     eye = idx.unsqueeze(1) == idx.unsqueeze(0)
     link = paddle.logical_or(link, paddle.logical_and(eye, both))
     first = paddle.cumsum(_f32(link), axis=0) < 2.0  # [i, j]: at most one similar i' <= i
-    keep = paddle.logical_and(paddle.diagonal(_f32(first)) > 0.5, valid)
+    # the diagonal, as a gather (paddle2onnx 2.1 has no diagonal converter)
+    keep = paddle.logical_and(paddle.gather(_f32(first).flatten(), idx * (k + 1)) > 0.5, valid)
     members = _f32(paddle.logical_and(link, first))  # row i: the j whose first similar predecessor is i
     fused = paddle.matmul(members, kernels) / paddle.clip(members.sum(axis=1, keepdim=True), min=1.0)
     return fused, keep
@@ -189,7 +193,7 @@ def upsample_to_original(x, valid_hw, ori_hw, stride=4):
     The last resize is skipped (a graph `cond`, not a Python branch) when valid_hw equals ori_hw:
     a bilinear resize to the same size is the identity.
     """
-    up = F.interpolate(x, scale_factor=stride, mode="bilinear", align_corners=False)
+    up = F.interpolate(x, size=_scaled_size(x, stride), mode="bilinear", align_corners=False)
     up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
     same = paddle.all(paddle.cast(valid_hw, "int64") == paddle.cast(ori_hw, "int64"))
     return paddle.static.nn.cond(
@@ -197,27 +201,48 @@ def upsample_to_original(x, valid_hw, ori_hw, stride=4):
         lambda: F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="bilinear", align_corners=False))
 
 
+def _scaled_size(x, stride):
+    """[2] int32 tensor: x's height and width times `stride`. Resizing to this size is resizing by the
+    factor `stride` (both give the source step 1 / stride), and, unlike a scale factor, paddle2onnx 2.1
+    converts it."""
+    return paddle.cast(paddle.shape(x)[2:], "int32") * int(stride)
+
+
 def _blocks(total, block):
     return [(s, min(s + block, total)) for s in range(0, total, block)]
 
 
 @paddle.jit.not_to_static
-def group_values(x):
-    """Group equal values of a 1-D tensor (a sort-based `unique`; `paddle.unique` mis-types its
-    outputs in Paddle 3.3's static graphs).
+def group_values(*keys):
+    """Group the positions of equal tuples of 1-D tensors (a sort-based `unique`; `paddle.unique`
+    mis-types its outputs in Paddle 3.3's static graphs).
 
+    Args:
+        keys: one or more [n] tensors; positions group when all keys are equal.
     Returns:
-        inverse [n] int64 (group of each element, groups numbered in increasing value),
-        counts [R] int64, first [R] int64 (an element of each group).
+        inverse [n] int64 (group of each element, groups numbered in increasing lexicographic
+        order of the keys), counts [R] int64, first [R] int64 (an element of each group).
+
+    Several keys are sorted lexicographically by sorting on the last key, then stably on each
+    earlier one: one sort per key, instead of grouping each key and re-grouping the pairs.
     """
-    order = paddle.argsort(x)
-    ordered = paddle.gather(x, order)
-    change = _i64(ordered[1:] != ordered[:-1])
+    order = None
+    for key in reversed(keys):
+        if order is None:
+            order = paddle.argsort(key)
+        else:
+            order = paddle.gather(order, argsort_stable(paddle.gather(key, order)))
+    change = None
+    for key in keys:
+        ordered = paddle.gather(key, order)
+        diff = ordered[1:] != ordered[:-1]
+        change = diff if change is None else paddle.logical_or(change, diff)
+    change = _i64(change)
     group = paddle.cumsum(paddle.concat([paddle.zeros([1], dtype="int64"), change]))
     inverse = paddle.scatter(paddle.zeros_like(group), order, group, overwrite=True)
     starts = paddle.nonzero(paddle.concat([paddle.ones([1], dtype="int64"), change])).flatten()
     first = paddle.gather(order, starts)
-    counts = paddle.bincount(group)
+    counts = count_values(group, group[-1] + 1)
     return inverse, counts, first
 
 
@@ -232,28 +257,27 @@ def mask_patterns(probs, valid_hw, ori_hw, threshold, block, stride=4):
         inverse [H*W] int64 (pattern of each pixel).
     """
     k = probs.shape[0]
-    words, code = [], None
+    words = []
     for lo in range(0, k, WORD_BITS):
         hi = min(lo + WORD_BITS, k)
-        word = None
+        parts = {}  # float32 sums per part of PART_BITS bits, exact; cast to float64 once per word
         for s, e in _blocks(hi - lo, block):
             m = upsample_to_original(probs[lo + s:lo + e].unsqueeze(0), valid_hw, ori_hw, stride)[0]
             m = paddle.cast(m > threshold, "float32").reshape([e - s, -1])
-            parts = sorted({b // PART_BITS for b in range(s, e)})  # the float32 parts this block touches
+            touched = sorted({b // PART_BITS for b in range(s, e)})  # the parts this block touches
             pow2 = [[float(2 ** (b - q * PART_BITS)) if b // PART_BITS == q else 0.0 for b in range(s, e)]
-                    for q in parts]
-            sums = paddle.cast(paddle.matmul(paddle.to_tensor(pow2, dtype="float32"), m), "float64")
-            part = sums[0] * float(2 ** (parts[0] * PART_BITS))
-            if len(parts) > 1:
-                part = part + sums[1] * float(2 ** (parts[1] * PART_BITS))
-            word = part if word is None else word + part
+                    for q in touched]
+            sums = paddle.matmul(paddle.to_tensor(pow2, dtype="float32"), m)
+            for j, q in enumerate(touched):
+                parts[q] = sums[j] if q not in parts else parts[q] + sums[j]
+        word = None
+        for q in sorted(parts):
+            value = paddle.cast(parts[q], "float64") * float(2 ** (q * PART_BITS))
+            word = value if word is None else word + value
         words.append(word)
-        inv, counts, _ = group_values(word)
-        # the pair (code, inv) as one id, re-grouped to stay small
-        code = inv if code is None else group_values(code * _i64(paddle.shape(counts)[0]) + inv)[0]
-    if code is None:  # no mask at all: one empty pattern
-        code = paddle.zeros(paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]), dtype="int64")
-    inverse, counts, rep = group_values(code)  # rep: one pixel of each pattern
+    # rep: one pixel of each pattern; no mask at all: one empty pattern
+    inverse, counts, rep = group_values(*(words or [paddle.zeros(
+        paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]), dtype="int64")]))
     bits = []
     for lo, word in zip(range(0, k, WORD_BITS), words):
         n = min(WORD_BITS, k - lo)
@@ -376,18 +400,27 @@ class PanopticFCNPostprocess(nn.Layer):
         kernels, valid = paddle.gather(kernels, order), paddle.gather(_i64(valid), order) > 0
         kernels, keep = fuse_things(kernels, scores, classes, valid, self.similarity_threshold, self.class_specific)
 
-        # 4: masks at stride 4, rescoring, top instances
-        prob = F.sigmoid(paddle.matmul(kernels, feats))  # [K, hw4]
+        # 4: masks at stride 4, rescoring, top instances. Only the kept kernels' masks are computed
+        # (a dropped one is never used, and half or more of the candidates are dropped); one padding
+        # row (kernel 0) keeps the tensors non-empty (Paddle 2.6) and stands for the dropped ones.
+        k = scores.shape[0]
+        kept = paddle.nonzero(_i64(keep)).flatten()
+        rows = paddle.concat([kept, paddle.zeros([1], dtype="int64")])
+        prob = F.sigmoid(paddle.matmul(paddle.gather(kernels, rows), feats))  # [kept + 1, hw4]
         inside = prob > self.mask_threshold
         mean_inside = paddle.where(inside, prob, paddle.zeros_like(prob)).sum(axis=1) / (
             _f32(_i64(inside).sum(axis=1)) + 1e-6)
+        slots = paddle.concat([kept, paddle.full([1], k, dtype="int64")])  # padding -> extra slot k
+        mean_inside = paddle.scatter(paddle.zeros([k + 1], dtype="float32"), slots, mean_inside)[:k]
+        row_of = paddle.scatter(paddle.full([k + 1], 1, dtype="int64") * (paddle.shape(rows)[0].astype("int64") - 1),
+                                slots, paddle.arange(paddle.shape(rows)[0], dtype="int64"))[:k]
         scores = scores * mean_inside
         keep = paddle.logical_and(keep, scores >= self.score_threshold)
         top = min(self.max_instances, int(scores.shape[0]))
         order = sort_desc(paddle.where(keep, scores, paddle.full_like(scores, -1.0)))[:top]
         scores, classes = paddle.gather(scores, order), paddle.gather(classes, order)
         keep = paddle.gather(_i64(keep), order) > 0
-        probs = paddle.gather(prob, order) * _f32(keep).unsqueeze(1)
+        probs = paddle.gather(prob, paddle.gather(row_of, order)) * _f32(keep).unsqueeze(1)
         probs = probs.reshape(paddle.concat([paddle.full([1], top, dtype="int32"), paddle.cast(enc_hw, "int32")]))
 
         # 2 + 3: stuff candidates, fused per class over the levels
@@ -416,24 +449,48 @@ class PanopticFCNPostprocess(nn.Layer):
             probs = paddle.zeros([1] + list(probs.shape[1:]), dtype=probs.dtype)
             scores, classes = paddle.zeros([1], dtype=scores.dtype), paddle.zeros([1], dtype=classes.dtype)
             keep = paddle.zeros([1], dtype="bool")
+        top = probs.shape[0]
         stuff_channel, best_stuff = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
+        eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
+        live, sub_keep = None, keep
+        if paddle.in_dynamic_mode():
+            # Eagerly only the kept slots' masks are upsampled: a dropped slot's mask is all zero, it
+            # covers no pixel, so leaving it out changes no pattern. (Traced, the block loop needs the
+            # static number of slots.) Slot 0, dropped, stands in when no slot is kept.
+            live = paddle.nonzero(_i64(keep)).flatten()
+            if int(live.shape[0]) == 0:
+                live = paddle.zeros([1], dtype="int64")
+            probs = paddle.gather(probs, live)
+            sub_keep, eligible = gather_bool(keep, live), gather_bool(eligible, live)
         bits, counts, inverse = mask_patterns(probs, valid_hw, ori_hw, self.mask_threshold, self.mask_block,
                                               self.common_stride)
-        eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
         accept, _ = accept_things(bits, counts, eligible, self.overlap_threshold)
         slot = paddle.gather(first_cover(bits, _f32(accept)), inverse)  # [HW] in [0, K]
-        any_slot = paddle.gather(first_cover(bits, _f32(keep)), inverse)
-        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw,
-                              probs.shape[0])
+        any_slot = paddle.gather(first_cover(bits, _f32(sub_keep)), inverse)
+        if live is not None:  # back to slot numbers (K: none)
+            to_slot = paddle.concat([live, paddle.full([1], top, dtype="int64")])
+            slot, any_slot = paddle.gather(to_slot, slot), paddle.gather(to_slot, any_slot)
+            accept = paddle.scatter(paddle.zeros([top], dtype="int64"), live, _i64(accept)) > 0
+        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
 
     def _stuff_argmax(self, s_prob, valid_hw, ori_hw):
         """Per-pixel argmax over the stuff channels at the original size, upsampling `mask_block`
         channels at a time (ties: lower channel); and, for the semantic map's rare fallback, the
         best stuff class (not the "things" channel) taken at stride 4 and upsampled (nearest)."""
         lay = self.layout
+        maps, channel, dropped = s_prob, None, None
+        if paddle.in_dynamic_mode():
+            # Eagerly only the channels with a kernel (probabilities > 0) are upsampled; a trained
+            # network's image has a few stuff classes of the dataset's dozens. The others are 0
+            # everywhere: where the best upsampled value is 0 too, the lowest such channel wins the tie.
+            live = np.flatnonzero(s_prob.reshape([lay.num_stuff_channels, -1]).max(axis=1).numpy() > 0)
+            if 0 < live.size < lay.num_stuff_channels:
+                dropped = int(np.flatnonzero(np.isin(np.arange(lay.num_stuff_channels), live, invert=True))[0])
+                channel = paddle.to_tensor(live, dtype="int64")
+                maps = paddle.gather(s_prob, channel)
         best_v = best_i = None
-        for s, e in _blocks(lay.num_stuff_channels, self.mask_block):
-            up = upsample_to_original(s_prob[s:e].unsqueeze(0), valid_hw, ori_hw, self.common_stride)[0]
+        for s, e in _blocks(maps.shape[0], self.mask_block):
+            up = upsample_to_original(maps[s:e].unsqueeze(0), valid_hw, ori_hw, self.common_stride)[0]
             up = up.reshape([e - s, -1])
             v, i = paddle.max(up, axis=0), paddle.argmax(up, axis=0) + s
             if best_v is None:
@@ -441,10 +498,13 @@ class PanopticFCNPostprocess(nn.Layer):
             else:
                 better = v > best_v
                 best_v, best_i = paddle.where(better, v, best_v), paddle.where(better, i, best_i)
+        if channel is not None:
+            best_i = paddle.gather(channel, best_i)
+            best_i = paddle.where(best_v > 0, best_i, paddle.minimum(best_i, paddle.full_like(best_i, dropped)))
         first = 1 if lay.with_thing else 0
         if lay.num_stuff_channels > first:
             coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)
-            up = F.interpolate(coarse, scale_factor=self.common_stride, mode="nearest")
+            up = F.interpolate(coarse, size=_scaled_size(coarse, self.common_stride), mode="nearest")
             up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
             up = F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="nearest")
             best_stuff = _i64(up.flatten() + 0.5)
@@ -466,8 +526,7 @@ class PanopticFCNPostprocess(nn.Layer):
 
         free = slot == top
         s = lay.num_stuff_channels
-        area = paddle.bincount(paddle.where(free, stuff_channel, paddle.full_like(stuff_channel, s)),
-                               minlength=s + 1)[:s]
+        area = count_values(paddle.where(free, stuff_channel, paddle.full_like(stuff_channel, s)), s + 1)[:s]
         chan_class = paddle.to_tensor(lay.class_of_stuff_channel, dtype="int64")
         is_stuff = chan_class >= 0
         stuff_ok = paddle.logical_and(is_stuff, _f32(area) >= self.stuff_area)

@@ -211,3 +211,35 @@ def test_unknown_setting_is_a_user_error():
 
     with pytest.raises(UserInputError, match="overlap_thresh"):
         layer(overlap_thresh=0.5)
+
+
+class _Combine(paddle.nn.Layer):
+    def __init__(self, post):
+        super().__init__()
+        self.post = post
+
+    def forward(self, probs, scores, classes, keep, stuff, valid_hw, ori_hw):
+        return self.post.combine(probs, scores, classes, keep, stuff, valid_hw, ori_hw)
+
+
+def test_eager_shortcuts_give_the_traced_maps():
+    # Eagerly, combine upsamples only the kept slots and the stuff channels with a kernel; traced, all.
+    # Soft random maps, a resize to a different original size, and pixels where every stuff channel
+    # with a kernel is 0 (the tie then goes to the lowest channel without one, channel 0).
+    rng = np.random.default_rng(0)
+    post = layer(stuff_area=0, instance_threshold=0.0)
+    k, h, w = 10, 6, 8
+    probs = rng.uniform(size=(k, h, w)).astype(np.float32) ** 3
+    keep = np.array([1, 0, 1, 1, 0, 0, 1, 1, 0, 1], bool)
+    scores = np.sort(rng.uniform(0.1, 1, size=k)).astype(np.float32)[::-1].copy()
+    classes = rng.integers(0, len(THINGS), size=k)
+    stuff = rng.uniform(size=(post.layout.num_stuff_channels, h, w)).astype(np.float32)
+    stuff[[0, 1, 3, 4, 6, 8, 10]] = 0.0
+    stuff[:, :2] = 0.0
+    args = [t(probs * keep[:, None, None]), t(scores), t(classes, "int64"), t(keep, "bool"), t(stuff),
+            t([4 * h, 4 * w], "int64"), t([4 * h - 3, 4 * w + 5], "int64")]
+    eager = [o.numpy() for o in post.combine(*args)]
+    traced = [o.numpy() for o in paddle.jit.to_static(_Combine(post), full_graph=True)(*args)]
+    assert eager[2].size > 0 and (eager[1][:2] == 0).any()
+    for a, b in zip(eager, traced):
+        np.testing.assert_array_equal(a, b)

@@ -497,7 +497,7 @@ class PanopticFCNPostprocess(nn.Layer):
                 best_v, best_i = v, i
             else:
                 better = v > best_v
-                best_v, best_i = paddle.where(better, v, best_v), paddle.where(better, i, best_i)
+                best_v, best_i = paddle.maximum(v, best_v), paddle.where(better, i, best_i)  # no NaN
         if channel is not None:
             best_i = paddle.gather(channel, best_i)
             best_i = paddle.where(best_v > 0, best_i, paddle.minimum(best_i, paddle.full_like(best_i, dropped)))

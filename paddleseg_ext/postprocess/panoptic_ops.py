@@ -1,4 +1,5 @@
-"""The Panoptic-DeepLab post-processing steps as Paddle tensor functions (tech report seed 004, 2.3).
+"""The Panoptic-DeepLab post-processing steps as Paddle tensor functions (tech report "Panoptic-DeepLab in
+PyTorch", Cheng et al., section 2.3).
 
 One implementation for both uses: `panoptic_postprocess` calls these eagerly, and the exported
 inference model (`PanopticPostprocess`) traces the very same calls into a static graph. For that,

@@ -1,4 +1,4 @@
-"""Panoptic-DeepLab post-processing (tech report seed 004, section 2.3), vectorised in Paddle.
+"""Panoptic-DeepLab post-processing (tech report "Panoptic-DeepLab in PyTorch", section 2.3), vectorised in Paddle.
 
 Three steps: (1) centre NMS on the centre heatmap, (2) every 'thing' pixel goes to the centre
 nearest to where its offset points, (3) each instance takes the majority thing class of its
@@ -260,7 +260,7 @@ def instance_scores(panoptic, semantic_probs, center_heatmap, thing_ids, label_d
                     void_label=DEFAULT_VOID_LABEL, return_masks=False):
     """Per thing instance of a panoptic map: class, area and the two AP confidence scores.
 
-    Follows the Panoptic-DeepLab evaluation format (seed 002's two AP columns):
+    Follows the Panoptic-DeepLab evaluation format (the two AP columns of bowenc0221/panoptic-deeplab's model zoo):
     `score_semantic` = mean over the instance mask of the semantic probability of its class;
     `score_semantic_x_instance` = that times the centre heatmap at the mask's centroid
     (floor of the mean y, mean x of its pixels), the reference's "both" score.

@@ -27,8 +27,10 @@ def onnx_session(layer, spec, tmp_path):
     prefix = str(tmp_path / "model")
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix, input_spec=spec)
     model = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")
-    # without paddle2onnx's graph optimisation (polygraphy's constant folding): seconds faster, same graph semantics
-    paddle2onnx.export(model, prefix + ".pdiparams", prefix + ".onnx", opset_version=17, enable_optimize=False)
+    # optimize_tool "None": paddle2onnx's default, polygraphy's constant folding, pip-installs its own
+    # dependencies at run time (POLYGRAPHY_AUTOINSTALL_DEPS), which replaced numpy 1.x by 2.x in the test environment
+    paddle2onnx.export(model, prefix + ".pdiparams", prefix + ".onnx", opset_version=17, enable_optimize=False,
+                       optimize_tool="None")
     return ort.InferenceSession(prefix + ".onnx", providers=["CPUExecutionProvider"])
 
 

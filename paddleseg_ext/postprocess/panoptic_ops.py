@@ -310,6 +310,13 @@ def instance_scores(groups, probs, heat):
         return paddle.zeros([0], dtype="int64"), paddle.zeros([0, 2], dtype="float32")
     slot_label = groups["slot_label"]
     n_slots = paddle.shape(slot_label)[0].astype("int64")
-    count, score, both = mask_scores(groups["instance"], groups["pix"], groups["slot_class"], n_slots, probs, heat)
+    # One extra pixel (pixel 0) in an extra slot keeps every tensor non-empty when no pixel is a thing's
+    # (Paddle 2.6's gather and elementwise ops, eager and in Paddle Inference, fail on empty tensors); the
+    # extra slot is its own bin and is dropped, so the real slots' sums are unchanged.
+    member = paddle.concat([groups["instance"], n_slots.reshape([1])])
+    pix = paddle.concat([groups["pix"], paddle.zeros([1], dtype="int64")])
+    member_class = paddle.concat([groups["slot_class"], paddle.zeros([1], dtype=groups["slot_class"].dtype)])
+    count, score, both = (paddle.slice(t, [0], [0], n_slots.reshape([1]))
+                          for t in mask_scores(member, pix, member_class, n_slots + 1, probs, heat))
     keep = paddle.nonzero(paddle.logical_and(count > 0, slot_label != groups["void_label"])).flatten()
     return paddle.gather(slot_label, keep), paddle.gather(paddle.stack([score, both], axis=1), keep)

@@ -9,7 +9,6 @@ converter (per image: read, paint, segments, PNG and image written) is timed aga
 baseline that builds one full-image mask per instance, and their segments are compared. Then
 check_dataset's time per image on the converted split.
 """
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from paddleseg_ext.datasets.convert.output import layout_paths
 from paddleseg_ext.datasets.demo_dataset import mask_polygons
 from paddleseg_ext.utils import write_panoptic_png
 
-from . import HelpFormatter
+from . import frame_parser
 from .targets import _time, make_label_map
 
 STUFF, THINGS = range(5), range(11, 19)
@@ -145,12 +144,7 @@ def _key(info):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--height", type=int, default=1025, help="frame height")
-    parser.add_argument("--width", type=int, default=2049, help="frame width")
-    parser.add_argument("--instances", type=int, default=50, help="thing instances in the frame")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs (median)")
-    args = parser.parse_args(argv)
+    args = frame_parser(__doc__, "thing instances in the frame", "timed runs (median)").parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="bench_convert_")
     try:
         cats = write_inputs(tmp, args.height, args.width, args.instances)

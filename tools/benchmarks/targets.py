@@ -4,14 +4,13 @@
 
 Both run on the same synthetic label map; their outputs are compared for equality.
 """
-import argparse
 import time
 
 import numpy as np
 
 from paddleseg_ext.transforms import PanopticTargetGenerator
 
-from . import HelpFormatter
+from . import frame_parser
 
 
 
@@ -87,12 +86,7 @@ def _time(fn, repeat):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--height", type=int, default=1025, help="frame height")
-    parser.add_argument("--width", type=int, default=2049, help="frame width")
-    parser.add_argument("--instances", type=int, default=50, help="thing instances per frame")
-    parser.add_argument("--repeat", type=int, default=5, help="timed calls (median)")
-    args = parser.parse_args(argv)
+    args = frame_parser(__doc__).parse_args(argv)
 
     pan, segments = make_label_map(args.height, args.width, args.instances)
     thing_ids = list(range(11, 19))

@@ -1,6 +1,9 @@
-"""File-system checks shared by the tools and loops: JSON reading and writable output folders."""
+"""File-system checks shared by the tools and loops: JSON reading and writing, writable output folders."""
 import json
+import math
 import os
+
+import numpy as np
 
 from .errors import UserInputError
 
@@ -26,3 +29,21 @@ def check_writable_dir(path, what):
         os.remove(probe)
     except OSError as e:
         raise UserInputError("{}: cannot write to folder {}: {}".format(what, path, e.strerror or e))
+
+
+def json_ready(x, strict=False):
+    """`x` with numpy arrays and scalars turned into lists and Python numbers (dicts, lists and tuples
+    recursively), ready for `json.dump`. With `strict`, every NaN / inf becomes None (JSON null: the
+    metric is undefined, e.g. the PQ of a class absent from ground truth and predictions), so strict JSON
+    parsers read the file; without it they stay floats for the code that formats tables."""
+    if isinstance(x, dict):
+        return {k: json_ready(v, strict) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v, strict) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_ready(x.tolist(), strict) if strict else x.tolist()
+    if isinstance(x, np.generic):
+        x = x.item()
+    if strict and isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

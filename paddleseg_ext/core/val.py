@@ -5,7 +5,6 @@ import json
 import math
 import os
 
-import numpy as np
 import paddle
 
 from panoptic_metrics.formats import PanopticPredictionWriter
@@ -14,7 +13,7 @@ from ..evaluation import build_evaluators
 from ..pipeline import build_predictor
 from ..runtime import (all_sum, build, build_model, check_num_classes, init_distributed, load_config,
                        per_image_statistics, setup_device)
-from ..utils import UserInputError, check_writable_dir, read_image
+from ..utils import UserInputError, check_writable_dir, json_ready, read_image
 from ..visualize.colors import class_palette
 from ..visualize.panel import panoptic_panel
 from .progress import Progress
@@ -128,20 +127,6 @@ def format_metrics_table(metrics):
     return "\n".join(lines)
 
 
-def strict_json(x):
-    """Metrics with every NaN / inf replaced by None (JSON null: the metric is undefined, e.g. PQ of a
-    class absent from ground truth and predictions), so strict JSON parsers read the file."""
-    if isinstance(x, dict):
-        return {k: strict_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [strict_json(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def save_metrics(metrics, path):
     """Write the metrics json atomically (a kill never leaves a half-written results file); undefined
     metrics are written as null."""
@@ -151,7 +136,7 @@ def save_metrics(metrics, path):
     tmp = os.path.join(d, ".tmp_{}.{}".format(os.path.basename(path), os.getpid()))
     try:
         with open(tmp, "w") as f:
-            json.dump(strict_json(metrics), f, indent=2, allow_nan=False)
+            json.dump(json_ready(metrics, strict=True), f, indent=2, allow_nan=False)
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp):

@@ -12,25 +12,11 @@ from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 from panoptic_metrics.panoptic_quality import PanopticEvaluator, index_segment_map
 from panoptic_metrics.semantic_iou import SemanticEvaluator
 
-from ..utils import read_panoptic_png
+from ..utils import json_ready, read_panoptic_png
 from ..utils import to_numpy as _to_numpy
 
 #: instance confidence modes of Panoptic-DeepLab (default columns of `instance_scores`)
 SCORE_MODES = ("semantic", "semantic_x_instance")
-
-
-
-def _json_ready(x):
-    """numpy arrays/scalars -> lists/floats so that results can be written as json."""
-    if isinstance(x, dict):
-        return {k: _json_ready(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_ready(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 def cityscapes_instance_gt_path(image_path):
@@ -160,7 +146,7 @@ class PanopticEvaluators:
             r = ev.evaluate()
             r.pop("ap_matrix", None)
             out["instance"][mode] = r
-        return _json_ready(out)
+        return json_ready(out)
 
 
 def build_evaluators(dataset, label_divisor=None, void_label=None, score_modes=SCORE_MODES):

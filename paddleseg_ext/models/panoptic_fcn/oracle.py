@@ -30,9 +30,8 @@ import paddle
 
 from ...transforms.target_generator import segment_index_map
 from ...utils import UserInputError
+from .targets import DEFAULT_STRIDES as STRIDES
 from .targets import feature_size, mass_centers
-
-STRIDES = (8, 16, 32, 64, 128)
 
 
 def oracle_outputs(segment_ids, segments_info, layout, logit=20.0, upscale=4):

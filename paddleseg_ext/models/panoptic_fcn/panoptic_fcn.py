@@ -13,9 +13,7 @@ from .layout import ClassLayout
 from .losses import PanopticFCNDiceLoss, PanopticFCNFocalLoss
 from .postprocess import DEFAULTS, PanopticFCNPostprocess
 from .targets import DEFAULT_INSTANCE_SCALES
-
-#: strides of the position / kernel levels P3..P7
-STRIDES = (8, 16, 32, 64, 128)
+from .targets import DEFAULT_STRIDES as STRIDES
 
 
 @manager.MODELS.add_component

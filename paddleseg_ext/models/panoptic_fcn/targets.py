@@ -39,6 +39,7 @@ from paddleseg.cvlibs import manager
 from ...transforms.target_generator import segment_index_map
 from ...utils import UserInputError
 
+#: strides of the position / kernel levels P3..P7 (the model's and the targets')
 DEFAULT_STRIDES = (8, 16, 32, 64, 128)
 DEFAULT_INSTANCE_SCALES = ((1, 64), (32, 128), (64, 256), (128, 512), (256, 2048))
 

@@ -1,4 +1,4 @@
-"""Benchmarks: `python tools/benchmark.py {targets,postprocess,eval,network,panoptic_fcn,convert,deploy} [options]`.
+"""Benchmarks: `python tools/benchmark.py {targets,postprocess,eval,network,panoptic_fcn,convert,deploy,batch_norm} [options]`.
 
 Each sub-command times the project's implementation next to a naive baseline in the same run
 and prints a table. The sub-commands live in tools/benchmarks/<name>.py with a `main(argv)`.
@@ -9,7 +9,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NAMES = ["targets", "postprocess", "eval", "network", "panoptic_fcn", "convert", "deploy"]
+NAMES = ["targets", "postprocess", "eval", "network", "panoptic_fcn", "convert", "deploy", "batch_norm"]
 
 
 def load_benchmarks_package():

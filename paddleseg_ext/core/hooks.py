@@ -257,7 +257,7 @@ class BatchNormSchedule(HookBase):
     throughout): before step ``start + 1`` the statistics are recomputed over ``batches(iteration)`` (an
     iterable of input tensors) and fixed, steps ``start + 1 .. end`` blend batch and fixed statistics
     (`StatisticsBlend`, batch share falling linearly from 1 to 0), later steps use the fixed ones alone.
-    Evaluation normalises with the fixed statistics (the blend pauses). With `merge_ranks` (several CPU
+    Evaluation (eval mode) normalises with the fixed statistics. With `merge_ranks` (several CPU
     processes, no SyncBatchNorm) the ranks' statistics are merged before each save and evaluation."""
 
     def __init__(self, settings, batches=None, merge_ranks=False):
@@ -296,14 +296,6 @@ class BatchNormSchedule(HookBase):
     def after_step(self, state):
         if self.merge_ranks and state.is_save_iteration():
             merge_rank_statistics(state.model)
-
-    def before_eval(self, state):
-        if self.blend is not None:
-            self.blend.active = False  # evaluation normalises with the running statistics
-
-    def after_eval(self, state):
-        if self.blend is not None:
-            self.blend.active = True  # (the next step freezes the statistics again)
 
 
 class Checkpointer(HookBase):

@@ -1,14 +1,18 @@
-"""BatchNorm statistics: merging them over CPU ranks, freezing them, and evaluating with per-image
-statistics (the diagnostic of `val.py --compare_bn_stats`). See docs/design.md, "BatchNorm".
+"""BatchNorm statistics: merging them over CPU ranks, freezing them, blending batch and fixed statistics in
+training (`StatisticsBlend`), and evaluating with per-image statistics (the diagnostic of
+`val.py --compare_bn_stats`). See docs/design.md, "BatchNorm".
 
 Paddle keeps a BatchNorm layer's running mean and variance in ``_mean`` / ``_variance`` (non-trainable
 parameters updated in train mode as ``0.9 * running + 0.1 * batch``).
 """
 import contextlib
+import math
 
 import numpy as np
 import paddle
 import paddle.nn as nn
+
+from ..utils import UserInputError
 
 #: BatchNorm classes (BatchNorm1D/2D/3D, the legacy BatchNorm and SyncBatchNorm share this base)
 _BN_BASE = nn.layer.norm._BatchNormBase
@@ -96,41 +100,148 @@ def recompute_statistics(model, batches):
     return count
 
 
+def _channel_axis(layer):
+    """1 for NC* layouts, -1 for N*C ones (`data_format` of BatchNorm*D, `data_layout` of the legacy BatchNorm)."""
+    layout = getattr(layer, "_data_format", None) or getattr(layer, "_data_layout", "NCHW")
+    return -1 if layout.endswith("C") and layout != "NC" else 1
+
+
+def _ranks_to_merge():
+    """The number of ranks whose batches form one batch (1: this process alone). Raises a one-line
+    UserInputError where several ranks run but their collective communication is not set up."""
+    n = paddle.distributed.get_world_size()
+    if n > 1 and not paddle.distributed.is_initialized():
+        raise UserInputError("BatchNorm blending over {} ranks merges their batch statistics, which needs "
+                             "paddle.distributed.init_parallel_env() first".format(n))
+    return n
+
+
+def _channel_sums(x, axis):
+    """Per-channel sums of `x` ([C]; `axis` 1 or -1) as matrix products: on a CPU Paddle's reductions over
+    several axes take about twice as long."""
+    c = x.shape[axis]
+    if axis == 1:
+        rows = x.reshape([x.shape[0], c, -1])  # [N, C, L]
+        return paddle.matmul(rows, paddle.ones([rows.shape[2], 1], x.dtype)).sum(axis=[0, 2])
+    rows = x.reshape([-1, c])  # [M, C]
+    return paddle.matmul(paddle.ones([1, rows.shape[0]], x.dtype), rows).reshape([c])
+
+
+class _BatchMoments(paddle.autograd.PyLayer):
+    """Per-channel mean and (biased) variance ([C] each) of `x` over every axis but the channel one, over
+    the batches of all ranks when `merge` (as SyncBatchNorm pools them); differentiable in `x`.
+
+    Every full-size pass is an inference BatchNorm kernel or a matrix product: elementwise ops with a
+    per-channel operand broadcast over the map are an order of magnitude slower on a CPU. The forward sums
+    x standardised by the running statistics (mr, vr), which also keeps float32 precision where the mean is
+    large against the spread; the backward is the per-channel affine map
+    dx = gm / n + 2 gv (x - mean) / n, with the gradients of all ranks summed first (each rank's x moved
+    every rank's statistics).
+    """
+
+    @staticmethod
+    def forward(ctx, x, running_mean, running_var, epsilon, axis, merge):
+        layout = "NCHW" if axis == 1 else "NHWC"  # F.batch_norm's names for NC* / N*C of any rank
+        xf = x if x.dtype in (paddle.float32, paddle.float64) else x.astype("float32")
+        c = x.shape[axis]
+        with paddle.amp.auto_cast(enable=False):  # float16 sums of squares overflow
+            d = nn.functional.batch_norm(xf, running_mean, running_var, training=False, epsilon=epsilon,
+                                         data_format=layout)  # (x - mr) / sqrt(vr + eps)
+            sums = paddle.concat([_channel_sums(d, axis), _channel_sums(d * d, axis),
+                                  paddle.full([1], math.prod(x.shape) / c, d.dtype)])
+        if merge:
+            paddle.distributed.all_reduce(sums)
+        n = sums[2 * c]
+        mean_d = sums[:c] / n
+        std = paddle.sqrt(running_var + epsilon)
+        mean = running_mean + std * mean_d
+        var = paddle.clip(sums[c:2 * c] / n - mean_d * mean_d, min=0.0) * (running_var + epsilon)
+        ctx.save_for_backward(x, mean, running_var)
+        ctx.settings = (epsilon, layout, merge, n)
+        return mean, var
+
+    @staticmethod
+    def backward(ctx, grad_mean, grad_var):
+        x, mean, running_var = ctx.saved_tensor()
+        epsilon, layout, merge, n = ctx.settings
+        grads = paddle.concat([grad_mean, grad_var])
+        if merge:
+            paddle.distributed.all_reduce(grads)
+        c = mean.shape[0]
+        xf = x if x.dtype == mean.dtype else x.astype(mean.dtype)
+        # (x - mean) / sqrt(vr + eps) * (2 gv sqrt(vr + eps) / n) + gm / n
+        scale = 2.0 * grads[c:] / n * paddle.sqrt(running_var + epsilon)
+        dx = nn.functional.batch_norm(xf, mean, running_var, scale, grads[:c] / n, training=False, epsilon=epsilon,
+                                      data_format=layout)
+        return dx.astype(x.dtype), None, None
+
+
+class BlendBatchNorm(nn.Layer):
+    """A BatchNorm layer that normalises with ``alpha`` x its batch's statistics + ``(1 - alpha)`` x its
+    running ones, which stay fixed: y = w (x - m) / s + b, m = a mb + (1 - a) mr, s = sqrt(a vb + (1 - a) vr
+    + eps), the gradient flowing through the batch part (mb, vb). In eval mode it is the BatchNorm it
+    replaces. `blend` (a `StatisticsBlend`) holds alpha; the layer holds the replaced layer's parameters
+    under their names, so its state_dict is that layer's.
+
+    One normalisation, by the inference BatchNorm kernel with the running statistics (mr, sr = sqrt(vr +
+    eps)): y = (x - mr) / sr * w' + b' with w' = w sr / s and b' = b - a w (mb - mr) / s is exactly the
+    blend, and autograd through the per-channel w', b' (then `_BatchMoments`) gives the exact gradient.
+    """
+
+    def __init__(self, layer, blend):
+        super().__init__()
+        for name, param in layer.named_parameters(include_sublayers=False):
+            self.add_parameter(name, param)
+        self.replaced, self._blend = [layer], blend  # a list: not a sublayer (its state_dict stays ours)
+        self._axis = _channel_axis(layer)
+
+    def forward(self, x):
+        layer = self.replaced[0]
+        mean, var, eps = layer._mean, layer._variance, layer._epsilon
+        layout = "NCHW" if self._axis == 1 else "NHWC"  # F.batch_norm's names for NC* / N*C of any rank
+        weight, bias = layer.weight, layer.bias
+        if self.training:
+            a = self._blend.alpha
+            batch_mean, batch_var = _BatchMoments.apply(x, mean, var, eps, self._axis, self._blend.ranks > 1)
+            inv_s = paddle.rsqrt(a * batch_var + (1.0 - a) * var + eps)
+            scale = inv_s if weight is None else weight * inv_s
+            shift = -a * (batch_mean - mean) * scale
+            weight = scale * paddle.sqrt(var + eps)
+            bias = shift if bias is None else bias + shift
+        y = nn.functional.batch_norm(x, mean, var, weight, bias, training=False, epsilon=eps, data_format=layout)
+        act = getattr(layer, "_act", None)  # the legacy BatchNorm's `act`
+        return y if act is None else getattr(nn.functional, act)(y)
+
+
 class StatisticsBlend:
-    """While installed, every BatchNorm layer of `model` normalises with ``alpha`` x its batch's statistics +
-    ``(1 - alpha)`` x its running statistics, which stay fixed (the layers are put in eval mode); the
-    gradient flows through the batch part. Lowering `alpha` from 1 to 0 over some iterations moves a network
-    from batch statistics to frozen ones gradually instead of in one step. Assumes NCHW inputs.
+    """While installed, every BatchNorm layer of `model` is a `BlendBatchNorm`: in train mode it normalises
+    with ``alpha`` x its batch's statistics + ``(1 - alpha)`` x its running statistics, which stay fixed;
+    in eval mode with the running statistics alone. Lowering `alpha` from 1 to 0 over some iterations moves
+    a network from batch statistics to frozen ones gradually instead of in one step. On several ranks
+    (CPU processes, or GPUs with SyncBatchNorm) the batch statistics are those of all ranks' batches.
+    `remove` puts the original layers back (they share their parameters with the blending ones).
     """
 
     def __init__(self, model, alpha=1.0):
         self.alpha = float(alpha)
-        self.active = True  # False: the layers normalise with the running statistics alone (evaluation)
-        self._hooks = [layer.register_forward_post_hook(self._blend) for _, layer in batch_norm_layers(model)]
-        freeze_statistics(model)
-
-    def _blend(self, layer, inputs, output):
-        if not self.active:
-            return None
-        x = inputs[0]
-        axes = [0] + list(range(2, x.ndim))
-        shape = [1, -1] + [1] * (x.ndim - 2)
-        batch_mean = x.mean(axis=axes, keepdim=True)
-        batch_var = ((x - batch_mean) ** 2).mean(axis=axes, keepdim=True)
-        a = self.alpha
-        mean = a * batch_mean + (1.0 - a) * layer._mean.reshape(shape)
-        var = a * batch_var + (1.0 - a) * layer._variance.reshape(shape)
-        y = (x - mean) / paddle.sqrt(var + layer._epsilon)
-        if layer.weight is not None:
-            y = y * layer.weight.reshape(shape)
-        if layer.bias is not None:
-            y = y + layer.bias.reshape(shape)
-        return y
+        self.ranks = _ranks_to_merge()
+        self._swapped = []
+        for name, layer in batch_norm_layers(model):
+            parent_name, _, child = name.rpartition(".")
+            parent = model
+            for part in parent_name.split(".") if parent_name else []:
+                parent = getattr(parent, part)
+            blending = BlendBatchNorm(layer, self)
+            blending.training = parent.training
+            parent.add_sublayer(child, blending)
+            self._swapped.append((parent, child, layer))
 
     def remove(self):
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
+        """Put the original layers back, in the train / eval mode of the blending ones."""
+        for parent, child, layer in self._swapped:
+            layer.training = getattr(parent, child).training
+            parent.add_sublayer(child, layer)
+        self._swapped = []
 
 
 def freeze_statistics(model):

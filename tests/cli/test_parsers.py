@@ -28,7 +28,7 @@ COMMANDS = {
 }
 #: tools/benchmark.py sub-commands -> options their help names
 BENCHMARKS = {"targets": ["--height", "--instances"], "postprocess": ["--sizes"], "eval": ["--num-images"],
-              "network": ["--configs"]}
+              "network": ["--configs"], "batch_norm": ["--config", "--size", "--repeats"]}
 
 
 def _help_of(call, capsys):

@@ -96,6 +96,23 @@ def test_recompute_statistics_gives_the_statistics_of_all_batches_under_the_curr
     assert recompute_statistics(net, iter([])) == 0
 
 
+def _blend_reference(x, mean, var, weight, bias, alpha, axis=1, ndim=None, eps=1e-5):
+    """The blend in float64 numpy: w (x - m) / sqrt(v + eps) + b with m, v = alpha x batch + (1 - alpha) x running,
+    over the last `ndim` axes of `x` (channels at `axis` of them); leading axes are separate batches."""
+    ndim = ndim or x.ndim
+    channel = x.ndim - ndim + axis % ndim
+    axes = tuple(i for i in range(x.ndim - ndim, x.ndim) if i != channel)
+    shape = [1] * x.ndim
+    shape[channel] = -1
+
+    def per_channel(v):
+        return np.asarray(v, np.float64).reshape(shape)
+
+    m = alpha * x.mean(axis=axes, keepdims=True) + (1 - alpha) * per_channel(mean)
+    v = alpha * x.var(axis=axes, keepdims=True) + (1 - alpha) * per_channel(var)
+    return (x - m) / np.sqrt(v + eps) * per_channel(weight) + per_channel(bias)
+
+
 def test_statistics_blend_moves_from_batch_to_running_statistics():
     paddle.seed(0)
     net = _PoolNet()
@@ -109,27 +126,84 @@ def test_statistics_blend_moves_from_batch_to_running_statistics():
         running_out = net(x)[0].numpy()
         conv = net.conv(x)
     net.train()
+    keys, layers = list(net.state_dict()), (net.bn, net.pool_bn)
     blend = StatisticsBlend(net, alpha=1.0)
-    assert not net.bn.training and not net.pool_bn.training  # the running statistics stay as they are
+    # the BatchNorm layers are swapped for blending ones (as convert_sync_batchnorm swaps them) that hold the
+    # same parameters under the same names: checkpoints see the same model
+    assert type(net.bn).__name__ == "BlendBatchNorm" and batch_norm_layers(net) == []
+    assert list(net.state_dict()) == keys and net.bn.weight is layers[0].weight
     with paddle.no_grad():
         np.testing.assert_allclose(net(x)[0].numpy(), batch_out, rtol=1e-4, atol=1e-4)
         blend.alpha = 0.0
         np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)
         blend.alpha = 0.25
         half = net(x)[0].numpy()
-        blend.active = False
+        net.eval()  # evaluation normalises with the running statistics alone
         np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)
-    c = conv.numpy()
-    mean = 0.25 * c.mean(axis=(0, 2, 3)) + 0.75 * np.array([0.5, -0.5, 1.0, 0.0])
-    var = 0.25 * c.var(axis=(0, 2, 3)) + 0.75 * np.array([2.0, 0.5, 1.0, 4.0])
-    expect = (c - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5) * \
-        net.bn.weight.numpy()[None, :, None, None] + net.bn.bias.numpy()[None, :, None, None]
+    expect = _blend_reference(conv.numpy().astype(np.float64), [0.5, -0.5, 1.0, 0.0], [2.0, 0.5, 1.0, 4.0],
+                              net.bn.weight.numpy(), net.bn.bias.numpy(), 0.25)
     np.testing.assert_allclose(half, expect, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(net.bn._mean.numpy(), [0.5, -0.5, 1.0, 0.0])
     blend.remove()
-    blend.active = True
+    assert (net.bn, net.pool_bn) == layers  # the original layers are back
     with paddle.no_grad():
-        np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)  # hooks gone
+        np.testing.assert_allclose(net(x)[0].numpy(), running_out, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("make, axis", [
+    (lambda: nn.BatchNorm2D(3), 1),
+    (lambda: nn.BatchNorm2D(3, data_format="NHWC"), -1),
+    (lambda: nn.BatchNorm(3, act="relu"), 1),  # the legacy layer (PaddleSeg's MobileNetV3) with its activation
+])
+def test_blend_forward_and_gradient_match_a_float64_reference(make, axis):
+    rng = np.random.RandomState(4)
+    net = nn.Sequential(make())
+    bn = net[0]
+    _set_stats(bn, [0.5, -0.5, 3.0], [2.0, 0.5, 1.0])
+    bn.weight.set_value(np.array([1.5, -0.7, 0.3], np.float32))
+    bn.bias.set_value(np.array([0.1, 0.2, -0.3], np.float32))
+    alpha, shape = 0.3, [2, 3, 3, 4] if axis == 1 else [2, 3, 4, 3]
+    x0 = rng.randn(*shape) * 2 + 3  # a mean far from 0 (the variance must not lose precision)
+    c = rng.randn(*shape)
+    act = (lambda y: np.maximum(y, 0)) if isinstance(bn, nn.BatchNorm) else (lambda y: y)
+    stats = ([0.5, -0.5, 3.0], [2.0, 0.5, 1.0])
+
+    def loss(x, weight=bn.weight.numpy(), bias=bn.bias.numpy()):  # x [..., *shape] float64
+        y = act(_blend_reference(x, *stats, weight, bias, alpha, axis=axis, ndim=4))
+        return (y * c).reshape(x.shape[:-4] + (-1,)).sum(-1)
+
+    blend = StatisticsBlend(net, alpha=alpha)
+    x = paddle.to_tensor(x0.astype(np.float32), stop_gradient=False)
+    y = net(x)
+    (y * paddle.to_tensor(c.astype(np.float32))).sum().backward()
+    blend.remove()
+    np.testing.assert_allclose(y.numpy(), act(_blend_reference(x0, *stats, bn.weight.numpy(), bn.bias.numpy(),
+                                                                alpha, axis=axis)), rtol=1e-5, atol=1e-5)
+    # central differences in float64, all elements at once (a batch of perturbed inputs)
+    h = 1e-6
+    steps = np.eye(x0.size).reshape([x0.size] + shape) * h
+    numeric = ((loss(x0 + steps) - loss(x0 - steps)) / (2 * h)).reshape(shape)
+    np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-4, atol=1e-4 * np.abs(numeric).max())
+    w, b = bn.weight.numpy().astype(np.float64), bn.bias.numpy().astype(np.float64)
+    dw = [(loss(x0, w + e, b) - loss(x0, w - e, b)) / (2 * h) for e in np.eye(3) * h]
+    db = [(loss(x0, w, b + e) - loss(x0, w, b - e)) / (2 * h) for e in np.eye(3) * h]
+    np.testing.assert_allclose(bn.weight.grad.numpy(), dw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(bn.bias.grad.numpy(), db, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(bn._mean.numpy(), stats[0])  # fixed
+
+
+@pytest.mark.slow
+def test_blend_over_ranks_without_communication_is_a_one_line_error():
+    # what launch sets, without init_parallel_env() (Paddle reads the world size once per process)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), PADDLE_TRAINERS_NUM="2")
+    code = ("import paddle.nn as nn\nfrom paddleseg_ext.runtime.batch_norm import StatisticsBlend\n"
+            "from paddleseg_ext.utils import UserInputError\n"
+            "try:\n    StatisticsBlend(nn.Sequential(nn.BatchNorm2D(2)))\n"
+            "except UserInputError as e:\n    print('refused:', e)\n")
+    p = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=300)
+    line = [t for t in p.stdout.splitlines() if t.startswith("refused:")]
+    assert len(line) == 1 and "2 ranks" in line[0] and "init_parallel_env" in line[0], p.stdout[-2000:]
 
 
 def test_merge_rank_statistics_is_the_identity_on_one_rank():
@@ -200,6 +274,54 @@ def test_training_fixes_statistics_blends_them_in_and_freezes_them(demo_root, tm
             np.testing.assert_array_equal(at[3][k].numpy(), at[i][k].numpy(), err_msg=k)
     # ... while the network (BatchNorm scales and shifts included) kept learning
     assert sum(not np.array_equal(at[4][k].numpy(), at[5][k].numpy()) for k in weights) > len(weights) // 2
+
+
+_BLEND_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, paddle, paddle.nn as nn
+    from paddleseg_ext.runtime.batch_norm import StatisticsBlend
+    paddle.set_device("cpu")
+    paddle.distributed.init_parallel_env()
+    rank = paddle.distributed.get_rank()
+    rng = np.random.RandomState(0)
+    x, c = rng.randn(4, 3, 3, 4) * 2 + 1, rng.randn(4, 3, 3, 4)  # the batch of both ranks
+    net = nn.Sequential(nn.BatchNorm2D(3))
+    net[0]._mean.set_value(np.array([0.5, -0.5, 1.0], np.float32))
+    net[0]._variance.set_value(np.array([2.0, 0.5, 1.0], np.float32))
+    blend = StatisticsBlend(net, alpha=0.6)
+    part = slice(2 * rank, 2 * rank + 2)
+    xr = paddle.to_tensor(x[part].astype(np.float32), stop_gradient=False)
+    y = net(xr)
+    (y * paddle.to_tensor(c[part].astype(np.float32))).sum().backward()
+    json.dump({"y": y.numpy().tolist(), "dx": xr.grad.numpy().tolist(), "dw": net[0].weight.grad.numpy().tolist()},
+              open(sys.argv[1] + str(rank), "w"))
+""")
+
+
+@pytest.mark.slow
+def test_blend_merges_batch_statistics_and_gradients_over_two_processes(tmp_path):
+    script = tmp_path / "blend.py"
+    script.write_text(_BLEND_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                        "--log_dir", str(tmp_path / "log"), str(script), str(tmp_path / "rank")],
+                       env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:]
+    ranks = [json.loads((tmp_path / "rank{}".format(r)).read_text()) for r in (0, 1)]
+    # one process with the whole batch: the two ranks together must give its outputs and input gradients
+    rng = np.random.RandomState(0)
+    x, c = rng.randn(4, 3, 3, 4) * 2 + 1, rng.randn(4, 3, 3, 4)
+    net = nn.Sequential(nn.BatchNorm2D(3))
+    _set_stats(net[0], [0.5, -0.5, 1.0], [2.0, 0.5, 1.0])
+    StatisticsBlend(net, alpha=0.6)
+    xt = paddle.to_tensor(x.astype(np.float32), stop_gradient=False)
+    y = net(xt)
+    (y * paddle.to_tensor(c.astype(np.float32))).sum().backward()
+    np.testing.assert_allclose(np.concatenate([r["y"] for r in ranks]), y.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([r["dx"] for r in ranks]), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    # a weight gradient is that of the rank's own loss (DataParallel averages them over the ranks)
+    np.testing.assert_allclose(np.sum([r["dw"] for r in ranks], 0), net[0].weight.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("block, message", [

@@ -192,20 +192,6 @@ def test_blend_forward_and_gradient_match_a_float64_reference(make, axis):
     np.testing.assert_array_equal(bn._mean.numpy(), stats[0])  # fixed
 
 
-@pytest.mark.slow
-def test_blend_over_ranks_without_communication_is_a_one_line_error():
-    # what launch sets, without init_parallel_env() (Paddle reads the world size once per process)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), PADDLE_TRAINERS_NUM="2")
-    code = ("import paddle.nn as nn\nfrom paddleseg_ext.runtime.batch_norm import StatisticsBlend\n"
-            "from paddleseg_ext.utils import UserInputError\n"
-            "try:\n    StatisticsBlend(nn.Sequential(nn.BatchNorm2D(2)))\n"
-            "except UserInputError as e:\n    print('refused:', e)\n")
-    p = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=300)
-    line = [t for t in p.stdout.splitlines() if t.startswith("refused:")]
-    assert len(line) == 1 and "2 ranks" in line[0] and "init_parallel_env" in line[0], p.stdout[-2000:]
-
-
 def test_merge_rank_statistics_is_the_identity_on_one_rank():
     net = _PoolNet()
     _set_stats(net.bn, [1, 2, 3, 4], [2, 3, 4, 5])
@@ -213,43 +199,78 @@ def test_merge_rank_statistics_is_the_identity_on_one_rank():
     np.testing.assert_array_equal(net.bn._variance.numpy(), [2, 3, 4, 5])
 
 
-_MERGE_SCRIPT = textwrap.dedent("""
+_RANKS_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np, paddle, paddle.nn as nn
-    from paddleseg_ext.runtime.batch_norm import merge_rank_statistics
+    from paddleseg_ext.runtime.batch_norm import StatisticsBlend, merge_rank_statistics
+    from paddleseg_ext.utils import UserInputError
     paddle.set_device("cpu")
+    out = {}
+    try:  # two ranks that cannot communicate yet: a blend is refused
+        StatisticsBlend(nn.Sequential(nn.BatchNorm2D(3)))
+    except UserInputError as e:
+        out["refused"] = str(e)
     paddle.distributed.init_parallel_env()
     rank = paddle.distributed.get_rank()
+
+    # merge_rank_statistics: rank r saw batches of mean m_r and variance v_r
     net = nn.Sequential(nn.Conv2D(1, 2, 1), nn.BatchNorm2D(2))
-    # rank r saw batches of mean m_r and variance v_r
     net[1]._mean.set_value(np.array([[0.0, 1.0], [4.0, 3.0]][rank], np.float32))
     net[1]._variance.set_value(np.array([[1.0, 2.0], [1.0, 6.0]][rank], np.float32))
     net[0].weight.stop_gradient = True  # a frozen weight: plain average over ranks
     net[0].weight.set_value(np.full([2, 1, 1, 1], float(rank), np.float32))
     merge_rank_statistics(net)
-    if rank == 0:
-        json.dump({"mean": net[1]._mean.numpy().tolist(), "var": net[1]._variance.numpy().tolist(),
-                   "w": net[0].weight.numpy().ravel().tolist()}, open(sys.argv[1], "w"))
+    out.update(mean=net[1]._mean.numpy().tolist(), var=net[1]._variance.numpy().tolist(),
+               w=net[0].weight.numpy().ravel().tolist())
+
+    # the blend: each rank normalises its half of one batch
+    rng = np.random.RandomState(0)
+    x, c = rng.randn(4, 3, 3, 4) * 2 + 1, rng.randn(4, 3, 3, 4)
+    net = nn.Sequential(nn.BatchNorm2D(3))
+    net[0]._mean.set_value(np.array([0.5, -0.5, 1.0], np.float32))
+    net[0]._variance.set_value(np.array([2.0, 0.5, 1.0], np.float32))
+    StatisticsBlend(net, alpha=0.6)
+    part = slice(2 * rank, 2 * rank + 2)
+    xr = paddle.to_tensor(x[part].astype(np.float32), stop_gradient=False)
+    y = net(xr)
+    (y * paddle.to_tensor(c[part].astype(np.float32))).sum().backward()
+    out.update(y=y.numpy().tolist(), dx=xr.grad.numpy().tolist(), dw=net[0].weight.grad.numpy().tolist())
+    json.dump(out, open(sys.argv[1] + str(rank), "w"))
 """)
 
 
 @pytest.mark.slow
-def test_merge_rank_statistics_over_two_processes_is_exact(tmp_path):
-    script = tmp_path / "merge.py"
-    script.write_text(_MERGE_SCRIPT)
-    out = tmp_path / "merged.json"
+def test_two_processes_merge_statistics_exactly_and_blend_over_both_batches(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(_RANKS_SCRIPT)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-                        "--log_dir", str(tmp_path / "log"), str(script), str(out)],
+                        "--log_dir", str(tmp_path / "log"), str(script), str(tmp_path / "rank")],
                        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stdout[-3000:]
-    got = json.loads(out.read_text())
-    # two equally sized batches: pooled mean, and pooled variance = mean of variances + variance of means
+    ranks = [json.loads((tmp_path / "rank{}".format(r)).read_text()) for r in (0, 1)]
+    got = ranks[0]
+    assert "2 ranks" in got["refused"] and "init_parallel_env" in got["refused"]
+    # merge_rank_statistics, two equally sized batches: pooled mean, and pooled variance = mean of variances +
+    # variance of means
     means, variances = np.array([[0.0, 1.0], [4.0, 3.0]]), np.array([[1.0, 2.0], [1.0, 6.0]])
     np.testing.assert_allclose(got["mean"], means.mean(0))
     np.testing.assert_allclose(got["var"], variances.mean(0) + means.var(0))  # [1 + 4, 4 + 1]
     np.testing.assert_allclose(got["w"], [0.5, 0.5])
+    # the blend: the two ranks together give the outputs and input gradients of one process with the whole batch
+    rng = np.random.RandomState(0)
+    x, c = rng.randn(4, 3, 3, 4) * 2 + 1, rng.randn(4, 3, 3, 4)
+    net = nn.Sequential(nn.BatchNorm2D(3))
+    _set_stats(net[0], [0.5, -0.5, 1.0], [2.0, 0.5, 1.0])
+    StatisticsBlend(net, alpha=0.6)
+    xt = paddle.to_tensor(x.astype(np.float32), stop_gradient=False)
+    y = net(xt)
+    (y * paddle.to_tensor(c.astype(np.float32))).sum().backward()
+    np.testing.assert_allclose(np.concatenate([r["y"] for r in ranks]), y.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([r["dx"] for r in ranks]), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    # a weight gradient is that of the rank's own loss (DataParallel averages them over the ranks)
+    np.testing.assert_allclose(np.sum([r["dw"] for r in ranks], 0), net[0].weight.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -274,54 +295,6 @@ def test_training_fixes_statistics_blends_them_in_and_freezes_them(demo_root, tm
             np.testing.assert_array_equal(at[3][k].numpy(), at[i][k].numpy(), err_msg=k)
     # ... while the network (BatchNorm scales and shifts included) kept learning
     assert sum(not np.array_equal(at[4][k].numpy(), at[5][k].numpy()) for k in weights) > len(weights) // 2
-
-
-_BLEND_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import numpy as np, paddle, paddle.nn as nn
-    from paddleseg_ext.runtime.batch_norm import StatisticsBlend
-    paddle.set_device("cpu")
-    paddle.distributed.init_parallel_env()
-    rank = paddle.distributed.get_rank()
-    rng = np.random.RandomState(0)
-    x, c = rng.randn(4, 3, 3, 4) * 2 + 1, rng.randn(4, 3, 3, 4)  # the batch of both ranks
-    net = nn.Sequential(nn.BatchNorm2D(3))
-    net[0]._mean.set_value(np.array([0.5, -0.5, 1.0], np.float32))
-    net[0]._variance.set_value(np.array([2.0, 0.5, 1.0], np.float32))
-    blend = StatisticsBlend(net, alpha=0.6)
-    part = slice(2 * rank, 2 * rank + 2)
-    xr = paddle.to_tensor(x[part].astype(np.float32), stop_gradient=False)
-    y = net(xr)
-    (y * paddle.to_tensor(c[part].astype(np.float32))).sum().backward()
-    json.dump({"y": y.numpy().tolist(), "dx": xr.grad.numpy().tolist(), "dw": net[0].weight.grad.numpy().tolist()},
-              open(sys.argv[1] + str(rank), "w"))
-""")
-
-
-@pytest.mark.slow
-def test_blend_merges_batch_statistics_and_gradients_over_two_processes(tmp_path):
-    script = tmp_path / "blend.py"
-    script.write_text(_BLEND_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-                        "--log_dir", str(tmp_path / "log"), str(script), str(tmp_path / "rank")],
-                       env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:]
-    ranks = [json.loads((tmp_path / "rank{}".format(r)).read_text()) for r in (0, 1)]
-    # one process with the whole batch: the two ranks together must give its outputs and input gradients
-    rng = np.random.RandomState(0)
-    x, c = rng.randn(4, 3, 3, 4) * 2 + 1, rng.randn(4, 3, 3, 4)
-    net = nn.Sequential(nn.BatchNorm2D(3))
-    _set_stats(net[0], [0.5, -0.5, 1.0], [2.0, 0.5, 1.0])
-    StatisticsBlend(net, alpha=0.6)
-    xt = paddle.to_tensor(x.astype(np.float32), stop_gradient=False)
-    y = net(xt)
-    (y * paddle.to_tensor(c.astype(np.float32))).sum().backward()
-    np.testing.assert_allclose(np.concatenate([r["y"] for r in ranks]), y.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.concatenate([r["dx"] for r in ranks]), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
-    # a weight gradient is that of the rank's own loss (DataParallel averages them over the ranks)
-    np.testing.assert_allclose(np.sum([r["dw"] for r in ranks], 0), net[0].weight.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("block, message", [

@@ -18,6 +18,7 @@ import paddle
 
 from . import checkpoint as ckpt
 from ..runtime import StatisticsBlend, freeze_statistics, merge_rank_statistics, recompute_statistics
+from ..runtime.schema import settings, to_iterations
 from ..utils import UserInputError
 from .sampler import IterationBatchSampler, raise_load_error, seeded_loader, to_tensors
 from .signals import Interrupted, StopSignals
@@ -216,29 +217,12 @@ def bn_freeze_settings(cfg, path, total_iters):
     from 1 to 0, so the network moves to the fixed statistics gradually. Both take an iteration number or
     a fraction of the run's iterations (a number between 0 and 1, e.g. 0.7). See docs/training.md.
     """
-    block = cfg.dic.get("batch_norm") or {}
-    precise = block.get("precise_batches", 10)
-    if isinstance(precise, bool) or not isinstance(precise, int) or precise < 0:
-        raise UserInputError("batch_norm.precise_batches in {} must be a number of batches >= 0, got {!r}".format(
-            path, precise))
-
-    def iteration(key, default):
-        value = block.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                isinstance(value, float) and value >= 1):
-            raise UserInputError("batch_norm.{} in {} must be an iteration number or a fraction of the iterations "
-                                 "in (0, 1), got {!r}".format(key, path, value))
-        return int(round(value * total_iters)) if isinstance(value, float) else int(value)
-
-    if block.get("freeze_statistics_at") is None:
-        if "blend_from" in block:
-            raise UserInputError("batch_norm.blend_from in {} needs batch_norm.freeze_statistics_at".format(path))
+    bn = settings(cfg.dic, "batch_norm", path)  # checked by runtime.schema when the config was loaded
+    if bn["freeze_statistics_at"] is None:
         return None
-    end = iteration("freeze_statistics_at", None)
-    start = iteration("blend_from", block["freeze_statistics_at"])
-    if start > end:
-        raise UserInputError("batch_norm.blend_from ({}) in {} comes after freeze_statistics_at ({})".format(
-            start, path, end))
+    end = to_iterations(bn["freeze_statistics_at"], total_iters)
+    start = end if bn["blend_from"] is None else to_iterations(bn["blend_from"], total_iters)
+    precise = bn["precise_batches"]
     return types.SimpleNamespace(start=start, end=end, precise_batches=precise)
 
 

@@ -18,6 +18,7 @@ from visualdl import LogWriter
 from . import checkpoint as ckpt
 from ..pipeline import build_predictor
 from ..runtime import build, build_model, check_num_classes, init_distributed, load_config, setup_device
+from ..runtime.schema import settings
 from ..utils import UserInputError, check_writable_dir
 from .hooks import (BatchNormSchedule, Checkpointer, EvalHook, LoopState, LRScheduler, MetricsLogger, StopOnSignal,
                     VisualDL, bn_freeze_settings, precise_batches)
@@ -127,7 +128,7 @@ def _setup(opts):
     rank, nranks = init_distributed()
     path, verbose = opts.config, opts.verbose
     cfg = load_config(path, learning_rate=opts.learning_rate, batch_size=opts.batch_size, iters=opts.iters)
-    seed = int(opts.seed if opts.seed is not None else cfg.dic.get("seed", 0))
+    seed = int(opts.seed if opts.seed is not None else settings(cfg.dic, "seed", path))
     set_seed(seed)
     _prepare_save_dir(opts.save_dir, rank)
     if not opts.resume_model:

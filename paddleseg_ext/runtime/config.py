@@ -1,22 +1,13 @@
 """Config loading and checks: PaddleSeg YAML files, component building with one-line errors, the
 post-processing settings of a run (model defaults < config ``postprocess:`` < command line)."""
 import contextlib
-import difflib
 import os
 
 from paddleseg.cvlibs import Config, manager
 from paddleseg.utils import logger as paddleseg_logger
 
 from ..utils import UserInputError
-
-#: top-level keys of a config: PaddleSeg 2.8's, plus `postprocess`, `seed` and `batch_norm`
-CONFIG_KEYS = ("batch_size", "iters", "train_dataset", "val_dataset", "optimizer", "lr_scheduler", "loss", "model",
-               "test_config", "export", "distill_loss", "to_static_training", "_inherited_", "postprocess", "seed",
-               "batch_norm")
-#: keys of the `batch_norm:` block (its values are checked by `core.hooks.bn_freeze_settings`)
-BATCH_NORM_KEYS = ("freeze_statistics_at", "blend_from", "precise_batches")
-#: `postprocess:` keys every model accepts (besides its own `postprocess_defaults`)
-POSTPROCESS_COMMON_KEYS = ("label_divisor", "void_label", "thing_ids")
+from . import schema
 
 
 @contextlib.contextmanager
@@ -32,7 +23,8 @@ def paddleseg_log_level(verbose):
 
 
 def load_config(path, **overrides):
-    """Parse a PaddleSeg YAML config; errors name the file and the problem.
+    """Parse a PaddleSeg YAML config and check the project's keys (`schema.validate`); errors name the file
+    and the problem.
 
     Args:
         path (str): YAML file.
@@ -52,7 +44,7 @@ def load_config(path, **overrides):
         raise UserInputError("invalid config {}: {}".format(path, first_line(e)))
     except Exception as e:  # yaml.YAMLError and friends
         raise UserInputError("cannot parse config {}: {}".format(path, first_line(e)))
-    check_config_keys(cfg.dic, path)
+    schema.validate(cfg.dic, path)
     return cfg
 
 
@@ -63,53 +55,6 @@ def model_class(cfg, path="the config"):
         raise UserInputError("model type {!r} in {} is not registered (known: {})".format(
             name, path, ", ".join(sorted(manager.MODELS.components_dict))))
     return manager.MODELS[name]
-
-
-def postprocess_keys(cfg, path="the config"):
-    """The `postprocess:` keys the config's model accepts."""
-    return tuple(getattr(model_class(cfg, path), "postprocess_defaults", {})) + POSTPROCESS_COMMON_KEYS
-
-
-def _unknown_keys_message(unknown, allowed, where, path):
-    hints = []
-    for k in unknown:
-        close = difflib.get_close_matches(str(k), allowed, n=1)
-        hints.append("{!r}{}".format(k, " (did you mean {!r}?)".format(close[0]) if close else ""))
-    return "unknown key(s) {} in {} of config {} (allowed: {})".format(
-        ", ".join(hints), where, path, ", ".join(allowed))
-
-
-def check_config_keys(dic, path):
-    """UserInputError for a misspelled top-level key or `postprocess:` key (PaddleSeg itself ignores them).
-
-    Keys inside component blocks (model, datasets, losses ...) are checked when the component is built.
-    """
-    unknown = [k for k in dic if k not in CONFIG_KEYS]
-    if unknown:
-        raise UserInputError(_unknown_keys_message(unknown, [k for k in CONFIG_KEYS if not k.startswith("_")],
-                                                   "the top level", path))
-    bn = dic.get("batch_norm")
-    if bn is not None:
-        if not isinstance(bn, dict):
-            raise UserInputError("`batch_norm:` in config {} must be a mapping of {}, got {!r}".format(
-                path, ", ".join(BATCH_NORM_KEYS), bn))
-        unknown = [k for k in bn if k not in BATCH_NORM_KEYS]
-        if unknown:
-            raise UserInputError(_unknown_keys_message(unknown, list(BATCH_NORM_KEYS), "the `batch_norm:` block", path))
-    block = dic.get("postprocess")
-    if block is None:
-        return
-    model_type = (dic.get("model") or {}).get("type")
-    if model_type not in manager.MODELS.components_dict:
-        return  # building the model names the unknown type
-    defaults = getattr(manager.MODELS.components_dict[model_type], "postprocess_defaults", {})
-    allowed = list(defaults) + list(POSTPROCESS_COMMON_KEYS)
-    if not isinstance(block, dict):
-        raise UserInputError("`postprocess:` in config {} must be a mapping of {}, got {!r}".format(
-            path, ", ".join(allowed), block))
-    unknown = [k for k in block if k not in allowed]
-    if unknown:
-        raise UserInputError(_unknown_keys_message(unknown, allowed, "the `postprocess:` block", path))
 
 
 def first_line(e):
@@ -166,17 +111,13 @@ def check_num_classes(cfg, model, dataset, cfg_path):
 
 
 def check_postprocess_thing_ids(cfg, num_classes, dataset_thing_ids, cfg_path):
-    """`postprocess: thing_ids` (optional) must be valid class ids and, for a dataset that knows its
-    thing classes, the same ones (evaluation and prediction would otherwise disagree)."""
-    block = cfg.dic.get("postprocess") or {}
-    if "thing_ids" not in block:
+    """`postprocess: thing_ids` (optional) must be class ids below `num_classes` and, for a dataset that knows
+    its thing classes, the same ones (evaluation and prediction would otherwise disagree)."""
+    ids = schema.settings(cfg.dic, "postprocess", cfg_path)["thing_ids"]
+    if ids is None:
         return
-    try:
-        ids = sorted(int(t) for t in block["thing_ids"])
-    except (TypeError, ValueError):
-        raise UserInputError("postprocess.thing_ids in {} must be a list of class ids, got {!r}".format(
-            cfg_path, block["thing_ids"]))
-    bad = [t for t in ids if not 0 <= t < int(num_classes)]
+    ids = sorted(ids)
+    bad = [t for t in ids if not t < int(num_classes)]
     if bad:
         raise UserInputError("postprocess.thing_ids {} in {} are outside 0..{} (num_classes={})".format(
             bad, cfg_path, int(num_classes) - 1, num_classes))
@@ -188,38 +129,20 @@ def check_postprocess_thing_ids(cfg, num_classes, dataset_thing_ids, cfg_path):
 def postprocess_params(cfg, overrides=None, path="the config"):
     """The model's post-processing settings for this run.
 
-    The model class's `postprocess_defaults`, updated by the config's ``postprocess:`` block, then by
-    `overrides` (command-line values; None means "not given"). Values take the type of the default.
-    Returns a dict with exactly the keys of `postprocess_defaults`.
+    The model class's `postprocess_defaults`, updated by the config's ``postprocess:`` block (checked by
+    `schema.validate` at load time), then by `overrides` (command-line values, converted and checked by the
+    same schema; None means "not given"). Returns a dict with exactly the keys of `postprocess_defaults`.
     """
-    defaults = dict(getattr(model_class(cfg, path), "postprocess_defaults", {}))
-    block = dict(cfg.dic.get("postprocess") or {})
-    params = dict(defaults)
-    for source, values in (("config {} postprocess".format(path), block), ("command line", overrides or {})):
-        for k, v in values.items():
-            if v is None or k in POSTPROCESS_COMMON_KEYS:
-                continue
-            if k not in defaults:
-                raise UserInputError("{}: unknown post-processing setting {!r} for {} (allowed: {})".format(
-                    source, k, model_class(cfg, path).__name__, ", ".join(defaults)))
-            params[k] = _coerce(v, defaults[k], k, source)
+    cls = model_class(cfg, path)
+    table = {k.name: k for k in schema.postprocess_table(cls)}
+    common = {k.name for k in schema.POSTPROCESS_COMMON}
+    block = schema.settings(cfg.dic, "postprocess", path)
+    params = {k: v for k, v in block.items() if k not in common}
+    for k, v in (overrides or {}).items():
+        if v is None or k in common:
+            continue
+        if k not in params:
+            raise UserInputError("command line: unknown post-processing setting {!r} for {} (allowed: {})".format(
+                k, cls.__name__, ", ".join(params)))
+        params[k] = schema.convert(table[k], v, "postprocess." + k, "on the command line")
     return params
-
-
-def _coerce(value, default, key, source):
-    if default is None or isinstance(default, (list, tuple, dict)):
-        return value
-    kind = type(default)
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1")
-            return bool(value)
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        return kind(float(value)) if kind is int else kind(value)
-    except (TypeError, ValueError):
-        raise UserInputError("{}: post-processing setting {}={!r} must be {} (default {!r})".format(
-            source, key, value, kind.__name__, default))

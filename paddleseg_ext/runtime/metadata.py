@@ -12,6 +12,7 @@ from ..datasets.custom_panoptic import parse_categories
 from ..utils import UserInputError, load_json
 from ..visualize.colors import class_palette
 from .config import build, check_postprocess_thing_ids
+from .schema import settings
 
 #: dataset types whose metadata is known without reading their files
 KNOWN_METADATA = {"CityscapesPanoptic": cityscapes_meta, "CocoPanoptic": coco_meta}
@@ -46,9 +47,9 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
         raise UserInputError("num_classes mismatch in {}: model.num_classes={} but dataset {} has {} classes".format(
             cfg_path, model_nc, ds_type, num_classes))
     check_postprocess_thing_ids(cfg, num_classes, thing_ids, cfg_path)
-    block = cfg.dic.get("postprocess") or {}
-    if "thing_ids" in block:
-        thing_ids = [int(t) for t in block["thing_ids"]]
+    configured = settings(cfg.dic, "postprocess", cfg_path)["thing_ids"]
+    if configured is not None:
+        thing_ids = configured
     label_divisor = int(ds_cfg.get("label_divisor", 1000))
     ignore_index = int(ds_cfg.get("ignore_index", 255))
     return types.SimpleNamespace(

@@ -304,12 +304,8 @@ def test_training_fixes_statistics_blends_them_in_and_freezes_them(demo_root, tm
     ({"freeze_statistics_at": 3, "precise_batches": -1}, "precise_batches"),
 ])
 def test_bad_batch_norm_block_is_a_one_line_error(block, message):
-    from paddleseg.cvlibs import Config
-
-    from paddleseg_ext.core.train import bn_freeze_settings
+    from paddleseg_ext.runtime.schema import validate
     from paddleseg_ext.utils import UserInputError
 
-    cfg = Config(DEMO_CFG)
-    cfg.dic["batch_norm"] = block
-    with pytest.raises(UserInputError, match=message):
-        bn_freeze_settings(cfg, "x.yml", 10)
+    with pytest.raises(UserInputError, match=message):  # checked when the config is loaded
+        validate({"iters": 10, "batch_norm": block}, "x.yml")

@@ -4,9 +4,8 @@ their types."""
 import pytest
 
 from paddleseg_ext.postprocess.post_processing import POSTPROCESS_DEFAULTS
-from paddleseg_ext.runtime import config as config_mod
-from paddleseg_ext.runtime.config import (check_config_keys, find_user_input_error, first_line, load_config,
-                                          postprocess_params)
+from paddleseg_ext.runtime.config import find_user_input_error, first_line, load_config, postprocess_params
+from paddleseg_ext.runtime.schema import validate
 from paddleseg_ext.utils import UserInputError
 from tests.conftest import write_config
 
@@ -53,9 +52,9 @@ def test_postprocess_values_take_the_type_of_the_default(demo):
 
 
 @pytest.mark.parametrize("overrides, words", [
-    ({"top_k": "many"}, ["command line", "top_k='many'", "must be int", "default 200"]),
-    ({"top_k": 2.5}, ["command line", "top_k=2.5", "must be int"]),
-    ({"threshold": "high"}, ["command line", "threshold='high'", "must be float"]),
+    ({"top_k": "many"}, ["postprocess.top_k on the command line", "must be int", "default 200", "got 'many'"]),
+    ({"top_k": 2.5}, ["postprocess.top_k on the command line", "must be int", "got 2.5"]),
+    ({"threshold": "high"}, ["postprocess.threshold on the command line", "must be float", "got 'high'"]),
     ({"treshold": 0.3}, ["command line", "unknown post-processing setting 'treshold'", "PanopticDeepLab",
                          "threshold, nms_kernel, top_k, stuff_area"]),
 ])
@@ -68,18 +67,9 @@ def test_postprocess_errors_on_the_command_line(demo, overrides, words):
 
 def test_postprocess_type_error_in_the_config_names_the_file(demo, tmp_path):
     path = write_config(demo.dic, tmp_path / "c.yml", lambda d: d["postprocess"].update(stuff_area="big"))
-    with pytest.raises(UserInputError, match="config .*c.yml postprocess: post-processing setting stuff_area='big' "
-                                             "must be int"):
+    with pytest.raises(UserInputError, match="postprocess.stuff_area in config .*c.yml must be int >= 0 "
+                                             "\\(default 2048\\), got 'big'"):
         postprocess_params(load_config(path), None, path)
-
-
-def test_coerce_booleans():
-    for text, value in (("true", True), ("False", False), ("1", True), ("0", False), (1, True), (0, False)):
-        assert config_mod._coerce(text, False, "flag", "command line") is value
-    with pytest.raises(UserInputError, match="flag='yes' must be bool"):
-        config_mod._coerce("yes", False, "flag", "command line")
-    # lists and None defaults take the value as it is
-    assert config_mod._coerce([1, 2], [3], "ids", "x") == [1, 2] and config_mod._coerce("a", None, "k", "x") == "a"
 
 
 @pytest.mark.parametrize("name, content, match", [
@@ -98,15 +88,14 @@ def test_load_config_errors_name_the_file(tmp_path, name, content, match):
         load_config(None)
 
 
-def test_check_config_keys():
-    check_config_keys({"batch_size": 2, "model": {"type": "PanopticDeepLab"}, "postprocess": {"threshold": 0.1}},
-                      "c.yml")
+def test_unknown_config_keys():
+    validate({"batch_size": 2, "model": {"type": "PanopticDeepLab"}, "postprocess": {"threshold": 0.1}}, "c.yml")
     with pytest.raises(UserInputError, match="'iter' \\(did you mean 'iters'\\?\\) in the top level of config c.yml"):
-        check_config_keys({"iter": 2}, "c.yml")
+        validate({"iter": 2}, "c.yml")
     with pytest.raises(UserInputError, match="`postprocess:` in config c.yml must be a mapping"):
-        check_config_keys({"model": {"type": "PanopticDeepLab"}, "postprocess": [1]}, "c.yml")
+        validate({"model": {"type": "PanopticDeepLab"}, "postprocess": [1]}, "c.yml")
     with pytest.raises(UserInputError, match="'nms' .*`postprocess:` block of config c.yml"):
-        check_config_keys({"model": {"type": "PanopticDeepLab"}, "postprocess": {"nms": 3}}, "c.yml")
+        validate({"model": {"type": "PanopticDeepLab"}, "postprocess": {"nms": 3}}, "c.yml")
 
 
 def test_error_helpers():

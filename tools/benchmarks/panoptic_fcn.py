@@ -354,6 +354,7 @@ def overfit(args):
     import paddleseg_ext  # noqa: F401
     from paddleseg_ext.datasets.demo_dataset import make_demo_dataset
     from paddleseg_ext.evaluation import PanopticEvaluator
+    from paddleseg_ext.runtime import postprocess_params
     from paddleseg_ext.utils import read_panoptic_png
 
     paddle.seed(0)
@@ -386,8 +387,7 @@ def overfit(args):
                   " ".join("{} {:.4f}".format(k, float(v)) for k, v in terms.items()), flush=True)
     train_s = time.time() - t0
     model.eval()
-    params = dict(model.postprocess_defaults)
-    params.update(cfg.dic.get("postprocess") or {})
+    params = postprocess_params(cfg, None, args.overfit_config)
     post = model.build_postprocess(types.SimpleNamespace(
         num_classes=ds.num_classes, thing_ids=ds.thing_ids, label_divisor=ds.label_divisor,
         ignore_index=ds.ignore_index, void_label=ds.ignore_index * ds.label_divisor), params)

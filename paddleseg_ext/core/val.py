@@ -200,7 +200,7 @@ def run_val(config, model_path, scales=(1.0,), flip=False, oracle=(), postproces
     dataset = build(builder, "val_dataset", config, verbose=verbose)
     if len(dataset) == 0:
         raise UserInputError("val_dataset of {} has no images".format(config))
-    check_num_classes(cfg, model, dataset, config)
+    check_num_classes(cfg, getattr(dataset, "num_classes", None), getattr(dataset, "thing_ids", None), config)
     bad = [k for k in oracle if k not in getattr(model, "oracle_keys", ())]
     if bad:
         raise UserInputError("--oracle: {} cannot substitute {}; choose from {}".format(

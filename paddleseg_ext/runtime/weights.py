@@ -28,8 +28,12 @@ def build_model(cfg, cfg_path, model_path=None, verbose=False):
     A checkpoint replaces every weight, so with `model_path` the config's ``pretrained`` entries (an
     ImageNet backbone URL, say) are not fetched: evaluating released weights works offline. Without
     it (training from the config) they are loaded, with one-line errors for unreachable URLs.
+    The caller's `cfg` is left as it is: those changes (and the classes `MetadataSegBuilder` fills in) go
+    to a copy, the returned builder's ``config``.
     Returns (builder, model); the model is in eval mode when weights were loaded.
     """
+    cfg = copy.copy(cfg)
+    cfg.dic = copy.deepcopy(cfg.dic)
     if model_path is not None:
         cfg.dic["model"] = without_pretrained(cfg.dic.get("model") or {})
     builder = MetadataSegBuilder(cfg, cfg_path)  # num_classes from a CustomPanoptic dataset

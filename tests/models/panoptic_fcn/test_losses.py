@@ -155,7 +155,7 @@ def test_thing_mask_loss_vanishes_for_oracle_kernels(demo_root):
     the top-k positives' weights concentrate on the true kernel and the thing dice is ~0."""
     from paddleseg_ext.datasets import CityscapesPanoptic
     from paddleseg_ext.models.panoptic_fcn import ClassLayout
-    from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+    from tests.models.panoptic_fcn.oracle import oracle_outputs
     from paddleseg_ext.utils import read_panoptic_png
 
     rec = CityscapesPanoptic(demo_root, [{"type": "Normalize"}], mode="val").records[0]

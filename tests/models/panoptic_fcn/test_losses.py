@@ -7,7 +7,7 @@ import pytest
 from paddleseg.cvlibs import manager
 
 from paddleseg_ext.models.panoptic_fcn import PanopticFCNDiceLoss, PanopticFCNFocalLoss, PanopticFCNTargetGenerator
-from paddleseg_ext.utils import UserInputError
+from paddleseg_ext.utils import UserInputError, log
 
 THINGS = list(range(11, 19))
 
@@ -147,6 +147,31 @@ def test_wrong_loss_block_and_mismatched_targets_are_user_errors():
     other = make_batch([synthetic_sample(h=96)])
     with pytest.raises(UserInputError, match="fcn_center_l0"):
         model.loss(out, other, loss_cfg())
+
+
+def test_target_classes_checked_on_the_first_batch_and_every_batch_with_verbose():
+    """The host-side class check of the targets runs once per model (classes come from the target generator's
+    config), and on every batch in verbose (debug) runs."""
+    other_things = [10] + THINGS[1:]  # class 10 instead of 11: same number of thing channels, same shapes
+    wrong = tiny_model(thing_ids=other_things)
+    batch = make_batch([synthetic_sample()])  # instances of classes 11 and 12
+    with pytest.raises(UserInputError, match=r"classes \[11\] that are not among the model's thing_ids"):
+        wrong.loss(wrong(batch["img"]), batch, loss_cfg())
+    model = tiny_model()
+    model.loss(model(batch["img"]), batch, loss_cfg())
+    seg = np.zeros((64, 128), np.int32)
+    seg[8:40, 8:40] = 1
+    stray = PanopticFCNTargetGenerator(other_things, max_instances=10)(seg, [{"id": 1, "category_id": 10}])
+    stray["img"] = batch["img"].numpy()[0]
+    stray = make_batch([stray])
+    out = model(stray["img"])
+    model.loss(out, stray, loss_cfg())  # checked already: no host copy
+    old = log.set_verbose(True)
+    try:
+        with pytest.raises(UserInputError, match=r"classes \[10\]"):
+            model.loss(out, stray, loss_cfg())
+    finally:
+        log.set_verbose(old)
 
 
 def test_thing_mask_loss_vanishes_for_oracle_kernels(demo_root):

@@ -9,7 +9,6 @@ writes ground-truth pictures (image | semantic | instance | panoptic, drawn as p
     python tools/check_dataset.py --config configs/custom/panoptic_deeplab_custom_demo_cpu.yml
     python tools/check_dataset.py --dataset_root data/my_dataset --split train val --num_pictures 4
 """
-import argparse
 import os
 
 from ..datasets.convert import check_split, split_paths

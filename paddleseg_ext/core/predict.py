@@ -30,7 +30,6 @@ import sys
 
 import cv2
 import numpy as np
-import paddle
 
 from panoptic_metrics.distributed import all_gather_objects
 from panoptic_metrics.formats import panoptic_annotation, panoptic_to_segments

@@ -46,16 +46,19 @@ def console_entry(main):
 
 
 class Parser(argparse.ArgumentParser):
-    """Every command's parser: it has ``--verbose``, and parsing switches the log's debug output on with it."""
+    """Every command's parser (and its sub-commands'): it has ``--verbose``, and parsing switches the log's
+    debug output on with it."""
 
-    def __init__(self, description, epilog=None, **kwargs):
-        super().__init__(description=description, epilog=epilog,
-                         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
-        add_verbose_arg(self)
+    def __init__(self, description=None, epilog=None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(description=description, epilog=epilog, **kwargs)
+        # no default: a sub-command's parser would otherwise reset a --verbose given before the sub-command
+        add_verbose_arg(self, default=argparse.SUPPRESS)
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
-        log.set_verbose(getattr(parsed, "verbose", False))
+        parsed.verbose = bool(getattr(parsed, "verbose", False))
+        log.set_verbose(parsed.verbose)
         return parsed
 
 
@@ -75,8 +78,7 @@ def add_device_arg(p):
 
 
 def add_verbose_arg(p, default=False):
-    """``--verbose`` (`Parser` adds it; a sub-command's parser takes it with default=argparse.SUPPRESS so that
-    it does not reset the main parser's value)."""
+    """``--verbose`` (every `Parser` has it)."""
     p.add_argument("--verbose", action="store_true", default=default,
                    help="debug output: every rank's lines, PaddleSeg's config dump of every built component "
                         "and its warnings, Paddle's internal warnings")

@@ -16,7 +16,6 @@ The categories file is a json list of {"id", "name", "isthing", "color"} (train 
     python tools/convert_panoptic.py semantic-instance --categories cats.json --images imgs/ \\
         --semantic sem/ --instances inst/ --out data/my_dataset --split val
 """
-import argparse
 import contextlib
 import sys
 
@@ -24,7 +23,7 @@ from ..core.progress import Progress
 from ..datasets.convert import convert_labelme, convert_semantic_instance, load_categories
 from ..datasets.convert.output import find_by_stem, format_summary
 from ..utils import log
-from .common import add_verbose_arg, console_entry, parser
+from .common import console_entry, parser
 
 
 @contextlib.contextmanager
@@ -54,7 +53,6 @@ def build_parser():
         s.add_argument("--categories", required=True, help="json list of {id, name, isthing, color}")
         s.add_argument("--out", required=True, help="dataset root to write (its other splits are kept)")
         s.add_argument("--split", required=True, help="split name, e.g. train or val")
-        add_verbose_arg(s, default=argparse.SUPPRESS)
     return p
 
 

@@ -6,7 +6,7 @@ import os
 import paddle
 
 from ..models.pretrained import clear_pretrained_errors
-from ..utils import UserInputError
+from ..utils import UserInputError, log
 from .config import build, first_line
 from .metadata import MetadataSegBuilder
 
@@ -39,8 +39,10 @@ def build_model(cfg, cfg_path, model_path=None, verbose=False):
     builder = MetadataSegBuilder(cfg, cfg_path)  # num_classes from a CustomPanoptic dataset
     with clear_pretrained_errors():
         model = build(builder, "model", cfg_path, verbose=verbose)
+    log.debug("[MODEL] {} from {}: {} parameters in {} tensors".format(
+        type(model).__name__, cfg_path, sum(int(p.size) for p in model.parameters()), len(model.state_dict())))
     if model_path is not None:
-        load_weights(model, model_path)
+        log.debug("[MODEL] weights: {}".format(load_weights(model, model_path)))
         model.eval()
     return builder, model
 

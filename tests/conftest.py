@@ -160,10 +160,7 @@ def load_script(path):
 def load_benchmark(name):
     """The module of tools/benchmarks/<name>.py, loaded as tools/benchmark.py loads it (as part of the package
     `benchmarks`, so that its relative imports work)."""
-    import importlib
-
-    load_script(os.path.join(ROOT, "tools", "benchmark.py")).load_benchmarks_package()
-    return importlib.import_module("benchmarks." + name)
+    return load_script(os.path.join(ROOT, "tools", "benchmark.py")).load(name)
 
 
 def run_main(capfd, main, args):

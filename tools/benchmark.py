@@ -4,24 +4,21 @@ Each sub-command times the project's implementation next to a naive baseline in 
 and prints a table. The sub-commands live in tools/benchmarks/<name>.py with a `main(argv)`.
 """
 import importlib
-import importlib.util
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# this clone's paddleseg_ext (not an installed one), as contrib/PanopticDeepLab/*.py do; and tools/, the
+# folder of the package `benchmarks` (already on sys.path when this file runs as a script)
+sys.path.insert(0, os.path.dirname(HERE))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 NAMES = ["targets", "postprocess", "eval", "network", "panoptic_fcn", "convert", "deploy", "batch_norm"]
 
 
-def load_benchmarks_package():
-    """tools/benchmarks as the package `benchmarks` (its modules import each other relatively)."""
-    if "benchmarks" not in sys.modules:
-        folder = os.path.join(HERE, "benchmarks")
-        spec = importlib.util.spec_from_file_location("benchmarks", os.path.join(folder, "__init__.py"),
-                                                      submodule_search_locations=[folder])
-        package = importlib.util.module_from_spec(spec)
-        sys.modules["benchmarks"] = package
-        spec.loader.exec_module(package)
-    return sys.modules["benchmarks"]
+def load(name):
+    """The module of benchmark `name` (tools/benchmarks/<name>.py)."""
+    return importlib.import_module("benchmarks." + name)
 
 
 def main(argv=None):
@@ -31,8 +28,7 @@ def main(argv=None):
         print(__doc__.strip())
         print("available: " + ", ".join(available))
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    load_benchmarks_package()
-    return importlib.import_module("benchmarks." + argv[0]).main(argv[1:])
+    return load(argv[0]).main(argv[1:])
 
 
 if __name__ == "__main__":

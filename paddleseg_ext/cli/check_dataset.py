@@ -9,14 +9,13 @@ writes ground-truth pictures (image | semantic | instance | panoptic, drawn as p
     python tools/check_dataset.py --config configs/custom/panoptic_deeplab_custom_demo_cpu.yml
     python tools/check_dataset.py --dataset_root data/my_dataset --split train val --num_pictures 4
 """
-import argparse
 import os
 
 from ..datasets.convert import check_split, split_paths
 from ..datasets.convert.check import format_statistics
 from ..runtime.config import load_config
-from ..utils import UserInputError
-from .common import console_entry
+from ..utils import UserInputError, log
+from .common import console_entry, parser
 from .convert_panoptic import progress_bar
 
 MAX_PROBLEM_LINES = 20
@@ -59,7 +58,7 @@ def _count(json_file):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="YAML config: checks its train_dataset and val_dataset (CustomPanoptic, "
                                       "CocoPanoptic)")
@@ -91,20 +90,20 @@ def main(argv=None):
     for r in results:
         text = format_statistics(r, seen)
         if text:
-            print(text)
+            log.info(text)
         for pic in r["pictures"]:
-            print("wrote {}".format(pic))
+            log.info("wrote {}".format(pic))
     if seen is not None and not seen.all():
         names = [c.get("name") for c, s in zip(train["categories"], seen) if not s]
-        print("classes that never occur in train: {}".format(", ".join(map(str, names))))
+        log.info("classes that never occur in train: {}".format(", ".join(map(str, names))))
     if problems:
         for line in problems[:MAX_PROBLEM_LINES]:
-            print("problem: {}".format(line))
+            log.info("problem: {}".format(line))
         if len(problems) > MAX_PROBLEM_LINES:
-            print("... and {} more problems".format(len(problems) - MAX_PROBLEM_LINES))
-        print("{} problem(s) found".format(len(problems)))
+            log.info("... and {} more problems".format(len(problems) - MAX_PROBLEM_LINES))
+        log.info("{} problem(s) found".format(len(problems)))
         return 1
-    print("dataset OK: {}".format(", ".join("{} ({} images)".format(r["name"], r["images"]) for r in results)))
+    log.info("dataset OK: {}".format(", ".join("{} ({} images)".format(r["name"], r["images"]) for r in results)))
     return 0
 
 

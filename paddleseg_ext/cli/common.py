@@ -7,28 +7,33 @@ import argparse
 import sys
 
 from ..core.train import TrainingDiverged
-from ..utils import UserInputError
+from ..utils import UserInputError, log
 
 
 def run_cli(main, argv=None):
     """Call `main(argv)`; a user mistake prints `error: <message>` (no traceback) and exits 2
-    (3 for a diverged training run, 130 for Ctrl-C)."""
+    (3 for a diverged training run, 130 for Ctrl-C). The log's verbosity (`--verbose`) is the command's
+    only: it is restored afterwards."""
+    verbose = log.is_verbose()
     try:
         rc = main(argv)
     except UserInputError as e:
-        print("error: {}".format(e), file=sys.stderr, flush=True)
+        log.error(e)
         return 2
     except TrainingDiverged as e:
-        print("error: {}".format(e), file=sys.stderr, flush=True)
+        log.error(e)
         return 3
     except OSError as e:
         # unwritable output folder, missing file, full disk: name the path instead of a traceback
         where = e.filename if getattr(e, "filename", None) else ""
-        print("error: {}{}".format(e.strerror or e, ": {}".format(where) if where else ""), file=sys.stderr, flush=True)
+        log.error("{}{}".format(e.strerror or e, ": {}".format(where) if where else ""))
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr, flush=True)
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
         return 130
+    finally:
+        log.set_verbose(verbose)
     return 0 if rc is None else rc
 
 
@@ -40,9 +45,25 @@ def console_entry(main):
     return entry
 
 
+class Parser(argparse.ArgumentParser):
+    """Every command's parser (and its sub-commands'): it has ``--verbose``, and parsing switches the log's
+    debug output on with it."""
+
+    def __init__(self, description=None, epilog=None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(description=description, epilog=epilog, **kwargs)
+        # no default: a sub-command's parser would otherwise reset a --verbose given before the sub-command
+        add_verbose_arg(self, default=argparse.SUPPRESS)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        parsed.verbose = bool(getattr(parsed, "verbose", False))
+        log.set_verbose(parsed.verbose)
+        return parsed
+
+
 def parser(description, doc=None):
-    return argparse.ArgumentParser(description=description, epilog=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return Parser(description, doc)
 
 
 def add_model_args(p, model_path_required=True):
@@ -56,9 +77,11 @@ def add_device_arg(p):
                    help="where to run (default: gpu when this Paddle has a usable GPU, else cpu)")
 
 
-def add_verbose_arg(p):
-    p.add_argument("--verbose", action="store_true",
-                   help="also print PaddleSeg's config dump of every built component and its warnings")
+def add_verbose_arg(p, default=False):
+    """``--verbose`` (every `Parser` has it)."""
+    p.add_argument("--verbose", action="store_true", default=default,
+                   help="debug output: every rank's lines, PaddleSeg's config dump of every built component "
+                        "and its warnings, Paddle's internal warnings")
 
 
 #: Panoptic-DeepLab's post-processing flags (kept as PaddleSeg users type them); `--postprocess` sets any key

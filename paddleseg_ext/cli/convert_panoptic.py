@@ -16,14 +16,14 @@ The categories file is a json list of {"id", "name", "isthing", "color"} (train 
     python tools/convert_panoptic.py semantic-instance --categories cats.json --images imgs/ \\
         --semantic sem/ --instances inst/ --out data/my_dataset --split val
 """
-import argparse
 import contextlib
 import sys
 
 from ..core.progress import Progress
 from ..datasets.convert import convert_labelme, convert_semantic_instance, load_categories
 from ..datasets.convert.output import find_by_stem, format_summary
-from .common import console_entry
+from ..utils import log
+from .common import console_entry, parser
 
 
 @contextlib.contextmanager
@@ -40,7 +40,7 @@ def progress_bar(total):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     sub = p.add_subparsers(dest="format", metavar="{semantic-instance,labelme}")
     sub.required = True
     si = sub.add_parser("semantic-instance", help="semantic + instance id PNGs")
@@ -66,9 +66,9 @@ def main(argv=None):
         with progress_bar(len(find_by_stem(args.semantic, (".png",), "--semantic"))) as step:
             summary = convert_semantic_instance(categories, args.images, args.semantic, args.instances, args.out,
                                                 args.split, progress=step)
-    print(format_summary(summary))
+    log.info(format_summary(summary))
     if summary.get("void_values"):
-        print("semantic values that are no category id (void): {}".format(summary["void_values"]))
+        log.info("semantic values that are no category id (void): {}".format(summary["void_values"]))
     return 0
 
 

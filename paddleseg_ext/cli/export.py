@@ -1,6 +1,7 @@
 """`export.py`: a static inference model (network + post-processing) and deploy.yaml."""
 from ..core.export import FORMATS, export
-from .common import add_model_args, add_postprocess_args, add_verbose_arg, console_entry, parser, postprocess_overrides
+from ..utils import log
+from .common import add_model_args, add_postprocess_args, console_entry, parser, postprocess_overrides
 
 USAGE = """example:
   python export.py --config configs/panoptic_deeplab/<cfg>.yml \\
@@ -21,7 +22,6 @@ def build_parser():
                    help="paddle: model.json/.pdmodel + model.pdiparams (Paddle Inference); onnx: model.onnx "
                         "(ONNX Runtime, needs paddle2onnx: pip install -e .[onnx]); all: both (default paddle)")
     add_postprocess_args(p)
-    add_verbose_arg(p)
     return p
 
 
@@ -30,7 +30,7 @@ def main(argv=None):
     out = export(a.config, a.model_path, a.save_dir, a.input_shape, postprocess=postprocess_overrides(a),
                  verbose=a.verbose, format=a.format)
     files = [out["model"], out["params"], out["onnx"]]
-    print("exported {} and {}".format(" + ".join(f for f in files if f), out["deploy"]), flush=True)
+    log.info("exported {} and {}".format(" + ".join(f for f in files if f), out["deploy"]))
     return 0
 
 

@@ -1,6 +1,5 @@
 """`deploy/python/infer.py`: run an exported model with Paddle Inference or ONNX Runtime on images;
 writes what predict.py writes, or times each stage (`--benchmark N`)."""
-import sys
 import time
 
 import numpy as np
@@ -8,7 +7,7 @@ import numpy as np
 from ..core.predict import collect_images, output_paths, save_prediction
 from ..core.progress import Progress
 from ..pipeline.static_predictor import BACKENDS, PRECISIONS, check_trt_available, load_deployed
-from ..utils import UserInputError, check_writable_dir, read_image
+from ..utils import UserInputError, check_writable_dir, log, read_image
 from .common import console_entry, parser
 
 USAGE = """examples:
@@ -61,7 +60,7 @@ def main(argv=None):
         try:
             check_trt_available(a.device)
         except UserInputError as e:
-            print("error: {}".format(e), file=sys.stderr, flush=True)
+            log.error(e)
             return 1
     if a.benchmark < 0:
         raise UserInputError("--benchmark must be >= 0, got {}".format(a.benchmark))
@@ -76,7 +75,7 @@ def main(argv=None):
         try:
             image = read_image(path)
         except UserInputError as e:
-            print("warning: skipping {}".format(e), file=sys.stderr, flush=True)
+            log.warning("skipping {}".format(e))
             return None
         predictor.reset_timings()
         result = predictor(image)
@@ -102,14 +101,14 @@ def main(argv=None):
         title = "backend {} ({}{}, threads {}): {} image(s) timed after 1 warm-up".format(
             predictor.backend, a.device, ", " + opts if opts else "", a.cpu_threads or "default",
             len(samples["model"]))
-        print("\n".join(_stage_table(samples, title)), flush=True)
+        log.info("\n".join(_stage_table(samples, title)))
         return 0
     bar = Progress(len(images))
     done = 0
     for path in images:
         done += one(path) is not None
         bar.step()
-    print("saved the results of {} image(s) under {}".format(done, a.save_dir), flush=True)
+    log.info("saved the results of {} image(s) under {}".format(done, a.save_dir))
     return 0
 
 

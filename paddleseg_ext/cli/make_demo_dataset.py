@@ -11,14 +11,13 @@ tools/convert_panoptic.py.
     python tools/make_demo_dataset.py --format labelme --out data/demo_labelme
     python tools/make_demo_dataset.py --format semantic-instance --out data/demo_semantic_instance
 """
-import argparse
-
 from ..datasets.demo_dataset import make_demo_dataset, make_raw_demo
-from .common import console_entry
+from ..utils import log
+from .common import console_entry, parser as command_parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(__doc__)
     parser.add_argument("--out", required=True, help="output dataset root (created; a previous demo there is replaced)")
     parser.add_argument("--format", default="cityscapes", choices=["cityscapes", "labelme", "semantic-instance"],
                         help="cityscapes: the converted Cityscapes-layout dataset (default); labelme / "
@@ -32,10 +31,10 @@ def main(argv=None):
     sizes = dict(seed=args.seed, num_train=args.num_train, num_val=args.num_val, height=args.height, width=args.width)
     if args.format != "cityscapes":
         make_raw_demo(args.out, args.format, **sizes)
-        print("raw demo annotations ({}) written to {}".format(args.format, args.out))
+        log.info("raw demo annotations ({}) written to {}".format(args.format, args.out))
         return 0
     make_demo_dataset(args.out, verbose=True, **sizes)
-    print("demo dataset written to {}".format(args.out))
+    log.info("demo dataset written to {}".format(args.out))
     return 0
 
 

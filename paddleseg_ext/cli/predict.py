@@ -1,6 +1,6 @@
 """`predict.py`: panoptic / semantic / instance pictures and raw panoptic PNGs for images."""
 from ..core.predict import run_predict
-from .common import (add_device_arg, add_model_args, add_postprocess_args, add_tta_args, add_verbose_arg, console_entry,
+from .common import (add_device_arg, add_model_args, add_postprocess_args, add_tta_args, console_entry,
                      parser, postprocess_overrides, tta_settings)
 
 USAGE = """example:
@@ -45,7 +45,6 @@ def build_parser():
     add_tta_args(p, "--aug_pred")
     add_postprocess_args(p)
     add_device_arg(p)
-    add_verbose_arg(p)
     return p
 
 

@@ -7,14 +7,12 @@ Existing outputs are skipped unless --force.
 
     python tools/prepare_cityscapes.py --root data/cityscapes
 """
-import argparse
-
 from ..datasets.cityscapes_prepare import prepare_cityscapes
-from .common import console_entry
+from .common import console_entry, parser as command_parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(__doc__)
     parser.add_argument("--root", required=True, help="Cityscapes root holding gtFine/ and leftImg8bit/")
     parser.add_argument("--splits", nargs="+", default=None,
                         help="splits to convert (default: those of train/val/test with *_instanceIds.png)")

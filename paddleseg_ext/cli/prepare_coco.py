@@ -5,14 +5,12 @@ Expects annotations/panoptic_{train,val}2017.json, annotations/panoptic_{train,v
 
     python tools/prepare_coco.py --root data/coco
 """
-import argparse
-
 from ..datasets.coco_prepare import prepare_coco
-from .common import console_entry
+from .common import console_entry, parser as command_parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(__doc__)
     parser.add_argument("--root", required=True, help="COCO root holding annotations/, train2017/, val2017/")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check (default: train val)")
     args = parser.parse_args(argv)

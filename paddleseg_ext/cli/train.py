@@ -2,7 +2,7 @@
 import dataclasses
 
 from ..core.train import TrainOptions, train
-from .common import add_device_arg, add_verbose_arg, console_entry, parser
+from .common import add_device_arg, console_entry, parser
 
 USAGE = """example:
   python -m paddle.distributed.launch train.py --config configs/panoptic_deeplab/<cfg>.yml \\
@@ -36,7 +36,6 @@ def build_parser():
     add_device_arg(p)
     p.add_argument("--max_eval_images", type=int, default=None,
                    help="with --do_eval: evaluate on the first N val images only (default: all)")
-    add_verbose_arg(p)
     return p
 
 

@@ -1,6 +1,6 @@
 """`val.py`: PQ / SQ / RQ (All, Things, Stuff, every class), mIoU and instance AP of a trained model."""
 from ..core.val import run_val
-from .common import (add_device_arg, add_model_args, add_postprocess_args, add_tta_args, add_verbose_arg, console_entry,
+from .common import (add_device_arg, add_model_args, add_postprocess_args, add_tta_args, console_entry,
                      parser, postprocess_overrides, tta_settings)
 
 USAGE = """example:
@@ -26,7 +26,6 @@ def build_parser():
                    help="metrics json (default: eval_results.json next to --model_path)")
     p.add_argument("--max_images", type=int, default=None, help="evaluate the first N images only (default: all)")
     add_device_arg(p)
-    add_verbose_arg(p)
     return p
 
 

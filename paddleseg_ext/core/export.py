@@ -30,7 +30,7 @@ from ..compat import PADDLE_VERSION
 from ..models.base import INFERENCE_OUTPUTS
 from ..pipeline import InferenceModel
 from ..runtime import build_model, dataset_metadata, load_config, postprocess_params, setup_device
-from ..utils import UserInputError, check_writable_dir
+from ..utils import UserInputError, check_writable_dir, log
 
 INPUT_NAMES = ("x", "valid_hw", "ori_hw")
 OUTPUT_NAMES = INFERENCE_OUTPUTS
@@ -250,18 +250,21 @@ def export(config, model_path, save_dir, input_shape=None, postprocess=None, ver
     spec = [paddle.static.InputSpec([None if s == -1 else s for s in shape], "float32", INPUT_NAMES[0]),
             paddle.static.InputSpec([2], "int64", INPUT_NAMES[1]),
             paddle.static.InputSpec([2], "int64", INPUT_NAMES[2])]
-    static_net = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
     prefix = "model"
     # ONNX only: the Paddle program is an intermediate file, written beside and removed afterwards
     paddle_dir = save_dir if format != "onnx" else os.path.join(save_dir, ".paddle_program")
-    paddle.jit.save(static_net, os.path.join(paddle_dir, prefix), input_spec=spec)
-    model_file, params_file = _model_file(paddle_dir, prefix), prefix + ".pdiparams"
     onnx_file = None
     try:
-        if format != "paddle":
-            convert_to_onnx(os.path.join(paddle_dir, model_file), os.path.join(paddle_dir, params_file),
-                            os.path.join(save_dir, ONNX_FILE))
-            onnx_file = ONNX_FILE
+        # tracing and saving make Paddle report on itself (PIR's "not support input out tensor", "Tensor do not
+        # have 'place' interface", 2.6's force_cpu deprecation, "New Executor is Running"): shown with --verbose
+        with log.quiet_paddle(verbose):
+            static_net = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
+            paddle.jit.save(static_net, os.path.join(paddle_dir, prefix), input_spec=spec)
+            model_file, params_file = _model_file(paddle_dir, prefix), prefix + ".pdiparams"
+            if format != "paddle":
+                convert_to_onnx(os.path.join(paddle_dir, model_file), os.path.join(paddle_dir, params_file),
+                                os.path.join(save_dir, ONNX_FILE))
+                onnx_file = ONNX_FILE
     finally:
         if paddle_dir != save_dir:
             shutil.rmtree(paddle_dir, ignore_errors=True)

@@ -19,7 +19,7 @@ import paddle
 from . import checkpoint as ckpt
 from ..runtime import StatisticsBlend, freeze_statistics, merge_rank_statistics, recompute_statistics
 from ..runtime.schema import settings, to_iterations
-from ..utils import UserInputError
+from ..utils import log
 from .sampler import IterationBatchSampler, raise_load_error, seeded_loader, to_tensors
 from .signals import Interrupted, StopSignals
 
@@ -59,8 +59,8 @@ class LoopState:
         return self.iteration % self.save_interval == 0 or self.iteration == self.total_iters
 
     def log(self, message):
-        if self.rank == 0:
-            print(message, flush=True)
+        """A line of rank 0 (`utils.log`; every rank's with --verbose)."""
+        log.info(message, rank=self.rank)
 
 
 class HookBase:
@@ -177,8 +177,8 @@ class MetricsLogger(HookBase):
             state.iteration - state.start_iter, time.time() - self.t_start))
         if state.nranks > 1:
             # every rank reports, so that users (and tests) can see the replicas agree
-            print("[TRAIN] rank {} parameter checksum: {}".format(state.rank, parameter_checksum(state.model)),
-                  flush=True)
+            log.info("[TRAIN] rank {} parameter checksum: {}".format(state.rank, parameter_checksum(state.model)),
+                     every_rank=True)
 
 
 class VisualDL(HookBase):

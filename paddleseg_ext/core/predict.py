@@ -30,7 +30,6 @@ import sys
 
 import cv2
 import numpy as np
-import paddle
 
 from panoptic_metrics.distributed import all_gather_objects
 from panoptic_metrics.formats import panoptic_annotation, panoptic_to_segments
@@ -38,7 +37,7 @@ from panoptic_metrics.formats import panoptic_annotation, panoptic_to_segments
 from ..pipeline import build_predictor
 from ..pipeline.predictor import as_rgb
 from ..runtime import build_model, dataset_metadata, init_distributed, load_config, setup_device
-from ..utils import UserInputError, check_writable_dir, load_json, read_image, write_panoptic_png
+from ..utils import UserInputError, check_writable_dir, load_json, log, read_image, write_panoptic_png
 from ..visualize import visualize_instance, visualize_panoptic, visualize_semantic
 from .progress import Progress
 from .val import save_metrics
@@ -52,12 +51,6 @@ OUTPUT_SUFFIXES = {
     "instance": "_instance.png",
     "panoptic_raw": "_panoptic_raw.png",
 }
-
-
-def _warn(msg):
-    """A one-line warning on stderr (rank 0 only, so a distributed run does not repeat it)."""
-    if paddle.distributed.get_rank() == 0:
-        print("warning: {}".format(msg), file=sys.stderr, flush=True)
 
 
 def is_image_file(path):
@@ -111,7 +104,7 @@ def collect_images(image_path):
         raise UserInputError("--image_path must be an image file ({}), a folder or a .txt list of images: {}".format(
             "/".join(IMAGE_EXTENSIONS), image_path))
     for p in skipped:
-        _warn("skipping non-image file {}".format(p))
+        log.warning("skipping non-image file {}".format(p))
     if not images:
         raise UserInputError("no images ({}) found in {}".format("/".join(IMAGE_EXTENSIONS), image_path))
     return images, root
@@ -299,7 +292,9 @@ def predict(predictor, image_list, image_root, save_dir, palette, label_divisor=
             image = None
             unreadable.append(path)
             # every rank warns (its own log under launch); a new line so it does not follow the progress bar
-            print("{}warning: skipping {}".format("\n" if bar.bar is not None else "", e), file=sys.stderr, flush=True)
+            if bar.bar is not None:
+                sys.stderr.write("\n")
+            log.warning("skipping {}".format(e), every_rank=True)
         if image is not None:
             try:
                 result = predictor(image)
@@ -361,7 +356,7 @@ def predict_video(predictor, video_path, save_dir, palette, label_divisor=1000, 
         out_path = video_output_path(save_dir, video_path)
         h, w = frame.shape[:2]
         if h % 2 or w % 2:
-            _warn("{}: frames of {}x{} (w x h); MPEG-4 stores even sizes only, so {} keeps the first {}x{} "
+            log.warning("{}: frames of {}x{} (w x h); MPEG-4 stores even sizes only, so {} keeps the first {}x{} "
                   "pixels".format(video_path, w, h, out_path, w - w % 2, h - h % 2))
         count = [0]
 
@@ -421,10 +416,9 @@ def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=Fa
     meta = dataset_metadata(cfg, builder, config)
     predictor = build_predictor(model, cfg, config, builder, meta=meta, postprocess=postprocess, scales=scales,
                                 flip=flip, long_side=long_side)
-    if rank == 0:
-        print("[PREDICT] config {}, model {} ({}), {} image(s){} on {} process(es), device {} -> {}".format(
-            config, type(model).__name__, model_path, len(images), " and video {}".format(video) if video else "",
-            nranks, dev, save_dir), flush=True)
+    log.info("[PREDICT] config {}, model {} ({}), {} image(s){} on {} process(es), device {} -> {}".format(
+        config, type(model).__name__, model_path, len(images), " and video {}".format(video) if video else "",
+        nranks, dev, save_dir), rank=rank)
     done = []
     if images:
         writer = PanopticJsonWriter(save_dir, meta, image_ids) if save_panoptic_json else None
@@ -432,16 +426,15 @@ def run_predict(config, model_path, image_path, save_dir, scales=(1.0,), flip=Fa
             done = predict(predictor, images, root, save_dir, meta.palette, meta.label_divisor, rank=rank,
                            nranks=nranks, json_writer=writer)
             # every rank reports its own share (under paddle.distributed.launch each rank has its own log)
-            print("[PREDICT] saved the results of {} image(s) of rank {} under {}".format(len(done), rank, save_dir),
-                  flush=True)
+            log.info("[PREDICT] saved the results of {} image(s) of rank {} under {}".format(len(done), rank, save_dir),
+                     every_rank=True)
         finally:
             # also after unreadable images (reported by `predict` at its end): the json lists the others, and
             # every rank takes part in the gather
             if writer is not None:
                 path = writer.finish(rank)
-                if rank == 0:
-                    print("[PREDICT] official-format predictions: {} and {}".format(path, writer.folder), flush=True)
+                log.info("[PREDICT] official-format predictions: {} and {}".format(path, writer.folder), rank=rank)
     if video and rank == 0:
         path, n = predict_video(predictor, video, save_dir, meta.palette, meta.label_divisor, video_frames)
-        print("[PREDICT] wrote {} frame(s) to {}".format(n, path), flush=True)
+        log.info("[PREDICT] wrote {} frame(s) to {}".format(n, path))
     return done

@@ -135,7 +135,7 @@ def _setup(opts):
         _refuse_to_overwrite(opts.save_dir)
     builder, model = build_model(cfg, path, verbose=verbose)
     train_ds = build(builder, "train_dataset", path, verbose=verbose)
-    check_num_classes(cfg, model, train_ds, path)
+    check_num_classes(cfg, getattr(train_ds, "num_classes", None), getattr(train_ds, "thing_ids", None), path)
     losses = build(builder, "loss", path, verbose=verbose)
     optimizer = build(builder, "optimizer", path, verbose=verbose)
     val_ds = build(builder, "val_dataset", path, verbose=verbose) if opts.do_eval else None

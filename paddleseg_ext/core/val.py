@@ -13,7 +13,7 @@ from ..evaluation import build_evaluators
 from ..pipeline import build_predictor
 from ..runtime import (all_sum, build, build_model, check_num_classes, init_distributed, load_config,
                        per_image_statistics, setup_device)
-from ..utils import UserInputError, check_writable_dir, json_ready, read_image
+from ..utils import UserInputError, check_writable_dir, json_ready, log, read_image
 from ..visualize.colors import class_palette
 from ..visualize.panel import panoptic_panel
 from .progress import Progress
@@ -200,17 +200,15 @@ def run_val(config, model_path, scales=(1.0,), flip=False, oracle=(), postproces
     dataset = build(builder, "val_dataset", config, verbose=verbose)
     if len(dataset) == 0:
         raise UserInputError("val_dataset of {} has no images".format(config))
-    check_num_classes(cfg, model, dataset, config)
+    check_num_classes(cfg, getattr(dataset, "num_classes", None), getattr(dataset, "thing_ids", None), config)
     bad = [k for k in oracle if k not in getattr(model, "oracle_keys", ())]
     if bad:
         raise UserInputError("--oracle: {} cannot substitute {}; choose from {}".format(
             type(model).__name__, ",".join(bad), ",".join(getattr(model, "oracle_keys", ())) or "nothing"))
     predictor = build_predictor(model, cfg, config, builder, postprocess=postprocess, scales=scales, flip=flip)
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    if rank == 0:
-        print("[VAL] config {}, model {} ({}), {} images, device {}, scales {}, flip {}, oracle {}".format(
-            config, type(model).__name__, model_path, n, dev, list(scales), bool(flip), ",".join(oracle) or "none"),
-            flush=True)
+    log.info("[VAL] config {}, model {} ({}), {} images, device {}, scales {}, flip {}, oracle {}".format(
+        config, type(model).__name__, model_path, n, dev, list(scales), bool(flip), ",".join(oracle) or "none"), rank=rank)
     metrics = evaluate(predictor, dataset, oracle=oracle, save_predictions=save_predictions,
                        benchmark_speed=benchmark_speed, max_images=max_images)
     if not benchmark_speed:
@@ -222,11 +220,11 @@ def run_val(config, model_path, scales=(1.0,), flip=False, oracle=(), postproces
         metrics["bn_per_image"] = _summary(per_image)
         comparison = format_bn_comparison(metrics, per_image)
     if rank == 0:
-        print(format_metrics_table(metrics), flush=True)
+        log.info(format_metrics_table(metrics))
         if comparison:
-            print(comparison, flush=True)
+            log.info(comparison)
         save_metrics(metrics, results_file)
-        print("[VAL] metrics saved to {}".format(results_file), flush=True)
+        log.info("[VAL] metrics saved to {}".format(results_file))
         if save_predictions:
-            print("[VAL] predictions (official panoptic format) in {}".format(save_predictions), flush=True)
+            log.info("[VAL] predictions (official panoptic format) in {}".format(save_predictions))
     return metrics

@@ -14,7 +14,7 @@ import shutil
 import cv2
 import numpy as np
 
-from ..utils import UserInputError
+from ..utils import UserInputError, log
 from .cityscapes_meta import LABEL_ID_TO_TRAIN_ID_LUT
 
 LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
@@ -97,13 +97,13 @@ def prepare_cityscapes(root, force=False, splits=None, verbose=True):
                 continue
             if os.path.isdir(folder):
                 shutil.rmtree(folder)  # no stale PNGs from an earlier run
-            log = io.StringIO()
-            with contextlib.redirect_stdout(log):
+            # cityscapesscripts prints a line per image
+            with contextlib.redirect_stdout(io.StringIO()):
                 convert2panoptic(gt_root, gt_root, use_train_id, [split])
             info[key] = "written"
         summary[split] = info
         if verbose:
-            print("{}: {} labelTrainIds PNGs written; {} -> {}; {} -> {}".format(
+            log.info("{}: {} labelTrainIds PNGs written; {} -> {}; {} -> {}".format(
                 split, info["train_id_pngs"], panoptic_outputs(gt_root, split, True)[0], info["panoptic_trainId"],
                 panoptic_outputs(gt_root, split, False)[0], info["panoptic"]))
     return summary

@@ -2,7 +2,7 @@
 import json
 import os
 
-from ..utils import UserInputError
+from ..utils import UserInputError, log
 from . import coco_meta as meta
 
 CATEGORY_TABLE = "panoptic_coco_categories_trainId.json"
@@ -46,12 +46,12 @@ def prepare_coco(root, splits=("train", "val"), verbose=True):
                 n_crowd += int(s.get("iscrowd", 0))
         summary[split] = {"images": len(gt["annotations"]), "segments": n_seg, "crowd_segments": n_crowd}
         if verbose:
-            print("{}: {} images, {} segments ({} crowd) OK".format(split, *summary[split].values()))
+            log.info("{}: {} images, {} segments ({} crowd) OK".format(split, *summary[split].values()))
     table = [{"train_id": i, "category_id": cid, "name": name, "isthing": int(thing), "color": list(color)}
              for i, (cid, thing, name, color) in enumerate(meta.COCO_PANOPTIC_CATEGORIES)]
     out = os.path.join(ann_dir, CATEGORY_TABLE)
     with open(out, "w") as f:
         json.dump(table, f, indent=1)
     if verbose:
-        print("wrote {}".format(out))
+        log.info("wrote {}".format(out))
     return summary

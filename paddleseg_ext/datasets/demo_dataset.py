@@ -11,7 +11,7 @@ import shutil
 import cv2
 import numpy as np
 
-from ..utils import UserInputError
+from ..utils import UserInputError, log
 from .cityscapes_prepare import prepare_cityscapes
 
 MARKER = ".demo_cityscapes"
@@ -300,5 +300,5 @@ def make_raw_demo(out, fmt, seed=0, num_train=8, num_val=4, height=128, width=25
                 os.makedirs(os.path.join(out, sub, split), exist_ok=True)
                 cv2.imwrite(os.path.join(out, sub, split, stem + ".png"), array)
     if verbose:
-        print("raw demo annotations ({}) written to {}".format(fmt, out))
+        log.info("raw demo annotations ({}) written to {}".format(fmt, out))
     return out

@@ -48,6 +48,19 @@ from ..utils import UserInputError
 INFERENCE_OUTPUTS = ("panoptic", "semantic", "instance_ids", "instance_scores")
 
 
+def check_tta(model, scales, flip, supported=None):
+    """The test-time augmentation `scales` as a tuple of floats; raises a one-line UserInputError when
+    scales other than (1.0,) or `flip` are asked of a model without it (`supported`, default: the
+    model's `supports_tta`). The one refusal of val.py, predict.py and `PanopticModel.inference_outputs`."""
+    scales = tuple(float(s) for s in scales)
+    if supported is None:
+        supported = getattr(model, "supports_tta", False)
+    if (scales != (1.0,) or flip) and not supported:
+        raise UserInputError("{} does not support test-time augmentation (--scales {}, --flip_horizontal {})".format(
+            type(model).__name__, list(scales), bool(flip)))
+    return scales
+
+
 class PanopticModel(nn.Layer):
     """Base class of the panoptic models (see the module docstring for the contract)."""
 
@@ -67,10 +80,7 @@ class PanopticModel(nn.Layer):
         raise NotImplementedError
 
     def inference_outputs(self, x, scales=(1.0,), flip=False):
-        scales = tuple(float(s) for s in scales)
-        if scales != (1.0,) or flip:
-            raise UserInputError("{} does not support test-time augmentation (scales {}, flip {})".format(
-                type(self).__name__, list(scales), bool(flip)))
+        check_tta(self, scales, flip, supported=False)  # a model with TTA overrides this method
         return self(x)
 
     def apply_oracle(self, outputs, sample, keys):

@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 from paddleseg.transforms import Compose, ResizeByLong
 
-from ..models.base import INFERENCE_OUTPUTS
+from ..models.base import INFERENCE_OUTPUTS, check_tta
 from ..runtime import build, dataset_metadata, postprocess_params
 from ..runtime.device import synchronize
 from ..transforms import PanopticPadding
@@ -122,10 +122,7 @@ class Predictor:
     """
 
     def __init__(self, model, transforms, postprocess, scales=(1.0,), flip=False, meta=None, long_side=None):
-        scales = tuple(float(s) for s in scales)
-        if (scales != (1.0,) or flip) and not getattr(model, "supports_tta", False):
-            raise UserInputError("{} does not support test-time augmentation (--scales {}, --flip_horizontal {})".format(
-                type(model).__name__, list(scales), bool(flip)))
+        scales = check_tta(model, scales, flip)
         self.transforms = list(transforms)
         self.inference = InferenceModel(model, postprocess, scales, flip)
         self.meta = meta

@@ -95,21 +95,6 @@ def build(builder, what, cfg_path, verbose=False):
         raise UserInputError("cannot build `{}` from config {}: {}".format(what, cfg_path, first_line(e)))
 
 
-def check_num_classes(cfg, model, dataset, cfg_path):
-    """num_classes must agree between model, dataset and post-processing (thing ids)."""
-    model_nc = cfg.model_cfg.get("num_classes")
-    ds_nc = getattr(dataset, "num_classes", None)
-    if model_nc is not None and ds_nc is not None and int(model_nc) != int(ds_nc):
-        raise UserInputError(
-            "num_classes mismatch in {}: model.num_classes={} but the dataset has {} classes".format(
-                cfg_path, model_nc, ds_nc))
-    nc = int(ds_nc if ds_nc is not None else model_nc)
-    bad = [t for t in getattr(dataset, "thing_ids", []) if not 0 <= int(t) < nc]
-    if bad:
-        raise UserInputError("thing ids {} out of range for num_classes={} (config {})".format(bad, nc, cfg_path))
-    check_postprocess_thing_ids(cfg, nc, getattr(dataset, "thing_ids", None), cfg_path)
-
-
 def check_postprocess_thing_ids(cfg, num_classes, dataset_thing_ids, cfg_path):
     """`postprocess: thing_ids` (optional) must be class ids below `num_classes` and, for a dataset that knows
     its thing classes, the same ones (evaluation and prediction would otherwise disagree)."""

@@ -42,11 +42,7 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
         num_classes = int(ds.num_classes)
         palette = getattr(ds, "palette", None)
         category_ids = list(getattr(ds, "category_ids", None) or range(num_classes))
-    model_nc = cfg.model_cfg.get("num_classes")
-    if model_nc is not None and int(model_nc) != int(num_classes):
-        raise UserInputError("num_classes mismatch in {}: model.num_classes={} but dataset {} has {} classes".format(
-            cfg_path, model_nc, ds_type, num_classes))
-    check_postprocess_thing_ids(cfg, num_classes, thing_ids, cfg_path)
+    check_num_classes(cfg, num_classes, thing_ids, cfg_path, "dataset {}".format(ds_type))
     configured = settings(cfg.dic, "postprocess", cfg_path)["thing_ids"]
     if configured is not None:
         thing_ids = configured
@@ -56,6 +52,22 @@ def dataset_metadata(cfg, builder=None, cfg_path="the config"):
         num_classes=int(num_classes), thing_ids=[int(t) for t in thing_ids], class_names=class_names,
         category_ids=[int(c) for c in category_ids], palette=class_palette(int(num_classes), palette), label_divisor=label_divisor,
         ignore_index=ignore_index, void_label=ignore_index * label_divisor)
+
+
+def check_num_classes(cfg, num_classes, thing_ids, cfg_path, dataset="the dataset"):
+    """The one class-count check: the config's ``model.num_classes`` (when given) must equal the dataset's
+    `num_classes` (None: unknown, the model's is used), the dataset's `thing_ids` must be class ids, and
+    ``postprocess.thing_ids`` valid and the dataset's (`check_postprocess_thing_ids`). `dataset` names the
+    dataset in the error line."""
+    model_nc = cfg.model_cfg.get("num_classes")
+    if model_nc is not None and num_classes is not None and int(model_nc) != int(num_classes):
+        raise UserInputError("num_classes mismatch in {}: model.num_classes={} but {} has {} classes".format(
+            cfg_path, model_nc, dataset, num_classes))
+    nc = int(num_classes if num_classes is not None else model_nc)
+    bad = [t for t in thing_ids or [] if not 0 <= int(t) < nc]
+    if bad:
+        raise UserInputError("thing ids {} out of range for num_classes={} (config {})".format(bad, nc, cfg_path))
+    check_postprocess_thing_ids(cfg, nc, thing_ids, cfg_path)
 
 
 def classes_from_data(cfg):
@@ -94,7 +106,7 @@ class MetadataSegBuilder(SegBuilder):
     model gets `num_classes` and, when its constructor takes them, `thing_ids` from `dataset_metadata`
     (PaddleSeg's builder would copy the dataset class's NUM_CLASSES, None there). A config that gives
     them anyway must agree: one line names both values. The filled values are written into the
-    config (``cfg.dic['model']``), so later checks see them."""
+    builder's config (``config.dic['model']``; `build_model` gives it a copy of the caller's)."""
 
     def __init__(self, config, cfg_path="the config"):
         super().__init__(config)

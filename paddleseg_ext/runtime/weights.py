@@ -6,7 +6,7 @@ import os
 import paddle
 
 from ..models.pretrained import clear_pretrained_errors
-from ..utils import UserInputError
+from ..utils import UserInputError, log
 from .config import build, first_line
 from .metadata import MetadataSegBuilder
 
@@ -28,15 +28,21 @@ def build_model(cfg, cfg_path, model_path=None, verbose=False):
     A checkpoint replaces every weight, so with `model_path` the config's ``pretrained`` entries (an
     ImageNet backbone URL, say) are not fetched: evaluating released weights works offline. Without
     it (training from the config) they are loaded, with one-line errors for unreachable URLs.
+    The caller's `cfg` is left as it is: those changes (and the classes `MetadataSegBuilder` fills in) go
+    to a copy, the returned builder's ``config``.
     Returns (builder, model); the model is in eval mode when weights were loaded.
     """
+    cfg = copy.copy(cfg)
+    cfg.dic = copy.deepcopy(cfg.dic)
     if model_path is not None:
         cfg.dic["model"] = without_pretrained(cfg.dic.get("model") or {})
     builder = MetadataSegBuilder(cfg, cfg_path)  # num_classes from a CustomPanoptic dataset
     with clear_pretrained_errors():
         model = build(builder, "model", cfg_path, verbose=verbose)
+    log.debug("[MODEL] {} from {}: {} parameters in {} tensors".format(
+        type(model).__name__, cfg_path, sum(int(p.size) for p in model.parameters()), len(model.state_dict())))
     if model_path is not None:
-        load_weights(model, model_path)
+        log.debug("[MODEL] weights: {}".format(load_weights(model, model_path)))
         model.eval()
     return builder, model
 

@@ -48,6 +48,21 @@ def gaussian_kernel(sigma):
 
 
 @manager.TRANSFORMS.add_component
+def instance_numbers(cats, thing_pos):
+    """Instance numbers int64 [K] of K segments of classes `cats` [K]: 1, 2, ... per thing class in segment
+    order for the segments `thing_pos` (the thing segments present in the map), 0 for the others."""
+    instance = np.zeros(cats.size, dtype=np.int64)
+    if thing_pos.size:
+        t_cats = cats[thing_pos]
+        order = np.argsort(t_cats, kind="stable")
+        sorted_cats = t_cats[order]
+        first = np.searchsorted(sorted_cats, sorted_cats, side="left")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size) - first
+        instance[thing_pos] = rank + 1
+    return instance
+
+
 class PanopticTargetGenerator:
     """Builds the six Panoptic-DeepLab targets (and the panoptic ground truth) from segment ids.
 
@@ -121,17 +136,8 @@ class PanopticTargetGenerator:
         off_mask = ~crowd & is_thing if self.ignore_stuff_in_offset else ~crowd
         off_w_lut = np.append(off_mask, False).astype(np.float32)
 
-        # Instance numbers: 1, 2, ... per thing class, counting only segments present in the map.
         thing_pos = np.nonzero(is_thing & present)[0]
-        instance = np.zeros(k, dtype=np.int64)
-        if thing_pos.size:
-            t_cats = cats[thing_pos]
-            order = np.argsort(t_cats, kind="stable")
-            sorted_cats = t_cats[order]
-            first = np.searchsorted(sorted_cats, sorted_cats, side="left")
-            rank = np.empty_like(order)
-            rank[order] = np.arange(order.size) - first
-            instance[thing_pos] = rank + 1
+        instance = instance_numbers(cats, thing_pos)
         pan_lut = np.append(cats * self.label_divisor + instance, self.ignore_index * self.label_divisor)
 
         out = {
@@ -141,31 +147,37 @@ class PanopticTargetGenerator:
             "offset_weights": off_w_lut[sidx],
             "panoptic": pan_lut[sidx],
         }
+        out["center"], out["offset"], out["centers"] = self._centres_and_offsets(sidx, area, thing_pos)
+        return out
 
+    def _centres_and_offsets(self, sidx, area, thing_pos):
+        """Centre heatmap [1, H, W] float32 (Gaussian at each thing's mass centre, max where they overlap),
+        offsets [2, H, W] float32 (centre minus pixel, on the thing's pixels) and centres [N, 2] float64
+        (y, x) of the segments `thing_pos` (indices into the K segments of `sidx`, K = void)."""
+        h, w = sidx.shape
+        k = area.size
         center = np.zeros((1, h, w), dtype=np.float32)
         offset = np.zeros((2, h, w), dtype=np.float32)
         centers = np.zeros((thing_pos.size, 2), dtype=np.float64)
-        if thing_pos.size:
-            # Bounding boxes of every segment in one pass; each instance below only touches its box.
-            boxes = ndimage.find_objects(sidx + 1, max_label=k) if k else []
-            g, r = self._gaussian, self._radius
-            for n, s in enumerate(thing_pos):
-                ys, xs = boxes[s]
-                mask = sidx[ys, xs] == s
-                rows = np.arange(ys.start, ys.stop)
-                cols = np.arange(xs.start, xs.stop)
-                # centre of mass from the mask's row/column counts (exact integer sums)
-                cy = float(mask.sum(1) @ rows) / area[s]
-                cx = float(mask.sum(0) @ cols) / area[s]
-                centers[n] = (cy, cx)
-                np.copyto(offset[0, ys, xs], (cy - rows)[:, None], where=mask, casting="unsafe")
-                np.copyto(offset[1, ys, xs], (cx - cols)[None, :], where=mask, casting="unsafe")
-                y0, x0 = int(np.round(cy)), int(np.round(cx))
-                t, b = max(0, y0 - r), min(h, y0 + r + 1)
-                lft, rgt = max(0, x0 - r), min(w, x0 + r + 1)
-                win = center[0, t:b, lft:rgt]
-                np.maximum(win, g[t - (y0 - r):b - (y0 - r), lft - (x0 - r):rgt - (x0 - r)], out=win)
-        out["center"] = center
-        out["offset"] = offset
-        out["centers"] = centers
-        return out
+        if not thing_pos.size:
+            return center, offset, centers
+        # Bounding boxes of every segment in one pass; each instance below only touches its box.
+        boxes = ndimage.find_objects(sidx + 1, max_label=k) if k else []
+        g, r = self._gaussian, self._radius
+        for n, s in enumerate(thing_pos):
+            ys, xs = boxes[s]
+            mask = sidx[ys, xs] == s
+            rows = np.arange(ys.start, ys.stop)
+            cols = np.arange(xs.start, xs.stop)
+            # centre of mass from the mask's row/column counts (exact integer sums)
+            cy = float(mask.sum(1) @ rows) / area[s]
+            cx = float(mask.sum(0) @ cols) / area[s]
+            centers[n] = (cy, cx)
+            np.copyto(offset[0, ys, xs], (cy - rows)[:, None], where=mask, casting="unsafe")
+            np.copyto(offset[1, ys, xs], (cx - cols)[None, :], where=mask, casting="unsafe")
+            y0, x0 = int(np.round(cy)), int(np.round(cx))
+            t, b = max(0, y0 - r), min(h, y0 + r + 1)
+            lft, rgt = max(0, x0 - r), min(w, x0 + r + 1)
+            win = center[0, t:b, lft:rgt]
+            np.maximum(win, g[t - (y0 - r):b - (y0 - r), lft - (x0 - r):rgt - (x0 - r)], out=win)
+        return center, offset, centers

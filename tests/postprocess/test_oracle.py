@@ -272,9 +272,9 @@ def test_model_oracle_leaves_void_pixels_void():
 
 
 def test_fcn_oracle_leaves_void_pixels_void():
-    """PanopticFCN's oracle (`models.panoptic_fcn.oracle`) on the same scene: no kernel covers void."""
+    """PanopticFCN's oracle (`tests/models/panoptic_fcn/oracle.py`) on the same scene: no kernel covers void."""
     from paddleseg_ext.models.panoptic_fcn.layout import ClassLayout
-    from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+    from tests.models.panoptic_fcn.oracle import oracle_outputs
     from paddleseg_ext.models.panoptic_fcn.postprocess import PanopticFCNPostprocess
 
     seg, info, things = _void_ring_scene()

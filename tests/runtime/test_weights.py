@@ -1,6 +1,7 @@
 """Model weights (`runtime.weights`): with a checkpoint the config's `pretrained` URLs are never fetched
 (released weights evaluate offline); without one (training) an unreachable URL is a one-line error;
 `load_weights` checks every key and shape."""
+import copy
 import socket
 
 import numpy as np
@@ -32,8 +33,12 @@ def no_network(monkeypatch):
 
 def test_checkpoint_loads_without_fetching_pretrained(demo, unreachable_cfg, no_network):
     cfg = load_config(unreachable_cfg)
-    _, model = build_model(cfg, unreachable_cfg, model_path=demo.weights)
+    before = copy.deepcopy(cfg.dic)
+    builder, model = build_model(cfg, unreachable_cfg, model_path=demo.weights)
     assert not model.training
+    # the caller's config is untouched: the pretrained URL was cleared in the builder's copy only
+    assert cfg.dic == before and cfg.dic["model"]["backbone"]["pretrained"] == UNREACHABLE
+    assert builder.config is not cfg and builder.config.dic["model"]["backbone"]["pretrained"] is None
     saved = paddle.load(demo.weights)
     own = model.state_dict()
     assert set(own) == set(saved)

@@ -1,5 +1,14 @@
-"""The benchmarks of tools/benchmark.py (loaded by it as the package `benchmarks`)."""
+"""The benchmarks of tools/benchmark.py, which puts tools/ (and the repository root) on sys.path, so that this
+folder imports as the package `benchmarks`."""
 import argparse
+import json
+import os
+import subprocess
+import sys
+
+#: the repository root
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DISPATCHER = os.path.join(ROOT, "tools", "benchmark.py")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -14,3 +23,13 @@ def frame_parser(description, instances_help="thing instances per frame", repeat
     parser.add_argument("--instances", type=int, default=50, help=instances_help)
     parser.add_argument("--repeat", type=int, default=5, help=repeat_help)
     return parser
+
+
+def run_child(name, impl, argv):
+    """Run benchmark `name` with ``--child <impl> <argv...>`` in a fresh process (through tools/benchmark.py:
+    own memory peak, own Paddle state); returns the json of its last stdout line."""
+    proc = subprocess.run([sys.executable, DISPATCHER, name, "--child", impl] + [str(a) for a in argv],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("{} failed:\n{}".format(impl, proc.stderr[-3000:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])

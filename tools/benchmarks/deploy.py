@@ -19,14 +19,13 @@ pixels).
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from . import HelpFormatter
-from .network import ROOT, _parse_size
+from . import ROOT, HelpFormatter
+from .network import _parse_size
 
 DEFAULT_CONFIGS = [
     "configs/panoptic_deeplab/panoptic_deeplab_demo_cpu.yml",
@@ -144,7 +143,6 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the deploy backends")
     parser.add_argument("--work_dir", default=None, help="folder for the exported models (default: temporary)")
     args = parser.parse_args(argv)
-    sys.path.insert(0, ROOT)
     import paddle
 
     import paddleseg_ext  # noqa: F401

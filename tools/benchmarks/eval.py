@@ -27,9 +27,8 @@ from panoptic_metrics import (cityscapes_panoptic_categories, evaluate_panoptic_
                               panoptic_to_segments, write_panoptic_json, write_panoptic_prediction)
 from panoptic_metrics.panoptic_files import default_num_workers
 
-from . import HelpFormatter
+from . import ROOT, HelpFormatter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOID = 255000
 
 

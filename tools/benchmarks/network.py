@@ -15,9 +15,8 @@ import statistics
 import sys
 import time
 
-from . import HelpFormatter
+from . import ROOT, HelpFormatter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CONFIGS = [
     "configs/panoptic_deeplab/panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml",
     "configs/panoptic_deeplab/panoptic_deeplab_demo_cpu.yml",

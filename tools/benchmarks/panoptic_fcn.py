@@ -29,7 +29,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,8 @@ import types
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from . import ROOT, run_child
+
 FCN_CONFIG = "configs/panoptic_fcn/panoptic_fcn_r50_cityscapes.yml"
 DEEPLAB_CONFIG = "configs/panoptic_deeplab/panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml"
 DEMO_CONFIG = "configs/panoptic_fcn/panoptic_fcn_demo_cpu.yml"
@@ -213,7 +213,6 @@ def _peak_rss_mb():
 def _child(impl, npz_path, out_path, device, repeat):
     import paddle
 
-    sys.path.insert(0, ROOT)
     import paddleseg_ext  # noqa: F401
     from paddleseg_ext.models.panoptic_fcn import ClassLayout, PanopticFCNPostprocess
     from paddleseg_ext.models.panoptic_fcn.postprocess import DEFAULTS
@@ -255,12 +254,8 @@ def _child(impl, npz_path, out_path, device, repeat):
 
 
 def _run_child(impl, npz, out, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, npz, out, "--device", args.device,
-           "--repeat", str(args.repeat if impl == "ours" else args.ref_repeat)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError("{} failed:\n{}".format(impl, proc.stderr[-3000:]))
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("panoptic_fcn", impl, [npz, out, "--device", args.device, "--repeat",
+                                            args.repeat if impl == "ours" else args.ref_repeat])
 
 
 def bench_postprocess(args):
@@ -350,7 +345,6 @@ def overfit(args):
     import paddle
     from paddleseg.cvlibs import Config, SegBuilder
 
-    sys.path.insert(0, ROOT)
     import paddleseg_ext  # noqa: F401
     from paddleseg_ext.datasets.demo_dataset import make_demo_dataset
     from paddleseg_ext.evaluation import PanopticEvaluator
@@ -429,7 +423,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.child:
         return _child(args.child[0], args.child[1], args.child[2], args.device, args.repeat)
-    sys.path.insert(0, ROOT)
     status = 0
     for what in [w.strip() for w in args.what.split(",") if w.strip()]:
         fn = {"postprocess": bench_postprocess, "network": bench_network, "overfit": overfit}.get(what)
@@ -440,6 +433,3 @@ def main(argv=None):
         print()
     return status
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,14 +21,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from . import HelpFormatter
+from . import HelpFormatter, run_child
 
 THING_IDS = list(range(11, 19))  # Cityscapes train ids of the thing classes
 LABEL_DIVISOR = 1000
@@ -216,15 +214,9 @@ def _measure(run, out_path, on_gpu, repeat, gpu_memory=True):
 
 
 def _run_child(impl, npz_path, out_path, args):
-    # through the dispatcher, which loads this folder as the package `benchmarks`
-    dispatcher = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmark.py")
-    cmd = [sys.executable, dispatcher, "postprocess", "--child", impl, npz_path, out_path,
-           "--device", args.device, "--repeat", str(args.ref_repeat if impl == "reference" else args.repeat),
-           "--top-k", str(args.top_k)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError("{} failed:\n{}".format(impl, proc.stderr[-3000:]))
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("postprocess", impl, [npz_path, out_path, "--device", args.device, "--repeat",
+                                           args.ref_repeat if impl == "reference" else args.repeat,
+                                           "--top-k", args.top_k])
 
 
 def main(argv=None):

@@ -118,6 +118,31 @@ def _image_hw(path):
     return imread_checked(path).shape[:2]
 
 
+def _read_pair(im, ann, image_dir, label_dir, json_file, where, problems):
+    """(image path, segment ids int64 [H, W]) of the `images` entry `im` and its annotation `ann`, or None
+    after adding the problem (a file missing or unreadable, sizes that differ) to `problems`."""
+    image_path = os.path.join(image_dir, str(im.get("file_name")))
+    png_path = os.path.join(label_dir, str(ann.get("file_name")))
+    if not os.path.isfile(image_path):
+        problems.add(image_path, "image file not found (listed in {})".format(json_file))
+        return None
+    if not os.path.isfile(png_path):
+        problems.add(png_path, "panoptic PNG not found (listed in {})".format(json_file))
+        return None
+    try:  # the messages name the file
+        hw = _image_hw(image_path)
+        png = read_segment_ids(png_path).astype(np.int64)
+    except (UserInputError, OSError) as e:
+        problems.append(str(e))
+        return None
+    json_hw = (im.get("height", hw[0]), im.get("width", hw[1]))
+    if png.shape != hw or json_hw != hw:
+        problems.add(where, "sizes differ (h x w): image {}x{}, PNG {}x{}, json {}x{}".format(
+            hw[0], hw[1], png.shape[0], png.shape[1], json_hw[0], json_hw[1]))
+        return None
+    return image_path, png
+
+
 def check_split(image_dir, json_file, label_dir, name="split", num_pictures=0, picture_dir=None, progress=None):
     """Check every image / PNG / json entry of a split.
 
@@ -156,26 +181,10 @@ def check_split(image_dir, json_file, label_dir, name="split", num_pictures=0, p
         if image_id not in images:
             problems.add(where, "annotation of an image that `images` does not list")
             continue
-        im = images[image_id]
-        image_path = os.path.join(image_dir, str(im.get("file_name")))
-        png_path = os.path.join(label_dir, str(ann.get("file_name")))
-        if not os.path.isfile(image_path):
-            problems.add(image_path, "image file not found (listed in {})".format(json_file))
+        pair = _read_pair(images[image_id], ann, image_dir, label_dir, json_file, where, problems)
+        if pair is None:
             continue
-        if not os.path.isfile(png_path):
-            problems.add(png_path, "panoptic PNG not found (listed in {})".format(json_file))
-            continue
-        try:  # the messages name the file
-            hw = _image_hw(image_path)
-            png = read_segment_ids(png_path).astype(np.int64)
-        except (UserInputError, OSError) as e:
-            problems.append(str(e))
-            continue
-        json_hw = (im.get("height", hw[0]), im.get("width", hw[1]))
-        if png.shape != hw or json_hw != hw:
-            problems.add(where, "sizes differ (h x w): image {}x{}, PNG {}x{}, json {}x{}".format(
-                hw[0], hw[1], png.shape[0], png.shape[1], json_hw[0], json_hw[1]))
-            continue
+        image_path, png = pair
         try:
             seg_ids, train, area, crowd, ok = _check_segments(where, ann, png, cat_lut, problems)
         except (TypeError, ValueError, AttributeError) as e:

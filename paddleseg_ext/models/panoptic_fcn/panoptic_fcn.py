@@ -3,7 +3,7 @@ import numpy as np
 import paddle
 from paddleseg.cvlibs import manager
 
-from ...utils import UserInputError
+from ...utils import UserInputError, log
 from ..base import PanopticModel
 from ..pretrained import load_pretrained_model
 from . import assign
@@ -158,10 +158,23 @@ class PanopticFCN(PanopticModel):
         """
         focal, dice, c_pos, c_mask = self._loss_layers(losses)
         o = self.split_outputs(outputs)
-        lv, lay = self.num_levels, self.layout
+        levels = self._check_targets(o, batch)
         encode = o["encode"]
         n, e, h4, w4 = encode.shape
         feats = encode.reshape([n, e, h4 * w4])
+        pos_th, mask_th, norm_th = self._thing_terms(o, batch, levels, feats, focal, dice)
+        pos_st, mask_st = self._stuff_terms(o, batch, feats, focal, dice)
+        return {
+            "position_thing": c_pos * pos_th / norm_th,
+            "position_stuff": c_pos * pos_st / float(n),
+            "mask_thing": c_mask * mask_th,
+            "mask_stuff": c_mask * mask_st,
+        }
+
+    def _check_targets(self, o, batch):
+        """Target shapes against the network's (every step: no device sync), and the target instances'
+        classes against the model's thing_ids (host copies: on the first batch, and every batch with
+        --verbose). Returns the instance levels, float32 [N, L, M]."""
         for i, c in enumerate(o["centers"]):
             key = "fcn_center_l{}".format(i)
             if key not in batch:
@@ -173,17 +186,25 @@ class PanopticFCN(PanopticModel):
                                      "give strides 4, 8, 16, 32: set `output_stride: 32` for ResNet*_vd)".format(
                                          key, list(batch[key].shape), list(c.shape)))
         levels = batch["fcn_levels"].astype("float32")  # [N, L, M]
-        if levels.shape[1] != lv:
-            raise UserInputError("PanopticFCN: targets have {} levels, the model {}".format(levels.shape[1], lv))
-
+        if levels.shape[1] != self.num_levels:
+            raise UserInputError("PanopticFCN: targets have {} levels, the model {}".format(
+                levels.shape[1], self.num_levels))
+        if getattr(self, "_classes_checked", False) and not log.is_verbose():
+            return levels
         used_slots = (levels.sum(axis=1) > 0).numpy()
         stray = np.setdiff1d(batch["fcn_classes"].numpy()[used_slots], self.layout.thing_ids)
         if stray.size:
             raise UserInputError("PanopticFCN: the targets have instances of classes {} that are not among the "
                                  "model's thing_ids {}; give the same thing_ids to the target generator".format(
                                      stray.tolist(), self.thing_ids))
+        self._classes_checked = True  # the target generator's classes do not change during a run
+        return levels
 
-        # ---- things
+    def _thing_terms(self, o, batch, levels, feats, focal, dice):
+        """(position loss sum, normalised mask loss, max(N_th, 1)) of the thing instances."""
+        lv, lay = self.num_levels, self.layout
+        n, e, _ = feats.shape
+        h4, w4 = o["encode"].shape[2:]
         n_th = levels.sum()
         norm_th = paddle.clip(n_th, min=1.0)
         pos_th = sum(focal(c, batch["fcn_center_l{}".format(i)]).sum() for i, c in enumerate(o["centers"]))
@@ -207,11 +228,14 @@ class PanopticFCN(PanopticModel):
         logits = paddle.matmul(kernels.reshape([n, q * self.pos_num, e]), feats)
         d = dice(logits.reshape([n * q, self.pos_num, h4 * w4]), target.reshape([n * q, h4 * w4]),
                  weights.reshape([n * q, self.pos_num]))
-        mask_th = (d * valid.flatten()).sum() / norm_th
+        return pos_th, (d * valid.flatten()).sum() / norm_th, norm_th
 
-        # ---- stuff
-        s = lay.num_stuff_channels
-        stuff_lut = paddle.to_tensor(lay.stuff_channel_of_class, dtype="int64")
+    def _stuff_terms(self, o, batch, feats, focal, dice):
+        """(position loss sum, normalised mask loss) of the stuff channels."""
+        lv, s = self.num_levels, self.layout.num_stuff_channels
+        n, e, _ = feats.shape
+        h4, w4 = o["encode"].shape[2:]
+        stuff_lut = paddle.to_tensor(self.layout.stuff_channel_of_class, dtype="int64")
         soft4 = assign.stuff_soft4(batch["fcn_semantic4"], stuff_lut, s)  # [N, S', h4, w4]
         pos_st, kern, present = 0.0, [], []
         bias = o["stuff_bias"].reshape([1, 1, e])
@@ -230,13 +254,7 @@ class PanopticFCN(PanopticModel):
         target = paddle.take_along_axis(soft4.reshape([n, s, h4 * w4]), chan, axis=1)
         logits = paddle.matmul(kernels, feats)
         d = dice(logits.reshape([n * q, 1, h4 * w4]), target.reshape([n * q, h4 * w4]))
-        mask_st = (d * valid.flatten()).sum() / paddle.clip(n_st, min=1.0)
-        return {
-            "position_thing": c_pos * pos_th / norm_th,
-            "position_stuff": c_pos * pos_st / float(n),
-            "mask_thing": c_mask * mask_th,
-            "mask_stuff": c_mask * mask_st,
-        }
+        return pos_st, (d * valid.flatten()).sum() / paddle.clip(n_st, min=1.0)
 
     # ------------------------------------------------------------------ inference
 

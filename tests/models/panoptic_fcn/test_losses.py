@@ -7,7 +7,7 @@ import pytest
 from paddleseg.cvlibs import manager
 
 from paddleseg_ext.models.panoptic_fcn import PanopticFCNDiceLoss, PanopticFCNFocalLoss, PanopticFCNTargetGenerator
-from paddleseg_ext.utils import UserInputError
+from paddleseg_ext.utils import UserInputError, log
 
 THINGS = list(range(11, 19))
 
@@ -149,13 +149,38 @@ def test_wrong_loss_block_and_mismatched_targets_are_user_errors():
         model.loss(out, other, loss_cfg())
 
 
+def test_target_classes_checked_on_the_first_batch_and_every_batch_with_verbose():
+    """The host-side class check of the targets runs once per model (classes come from the target generator's
+    config), and on every batch in verbose (debug) runs."""
+    other_things = [10] + THINGS[1:]  # class 10 instead of 11: same number of thing channels, same shapes
+    wrong = tiny_model(thing_ids=other_things)
+    batch = make_batch([synthetic_sample()])  # instances of classes 11 and 12
+    with pytest.raises(UserInputError, match=r"classes \[11\] that are not among the model's thing_ids"):
+        wrong.loss(wrong(batch["img"]), batch, loss_cfg())
+    model = tiny_model()
+    model.loss(model(batch["img"]), batch, loss_cfg())
+    seg = np.zeros((64, 128), np.int32)
+    seg[8:40, 8:40] = 1
+    stray = PanopticFCNTargetGenerator(other_things, max_instances=10)(seg, [{"id": 1, "category_id": 10}])
+    stray["img"] = batch["img"].numpy()[0]
+    stray = make_batch([stray])
+    out = model(stray["img"])
+    model.loss(out, stray, loss_cfg())  # checked already: no host copy
+    old = log.set_verbose(True)
+    try:
+        with pytest.raises(UserInputError, match=r"classes \[10\]"):
+            model.loss(out, stray, loss_cfg())
+    finally:
+        log.set_verbose(old)
+
+
 def test_thing_mask_loss_vanishes_for_oracle_kernels(demo_root):
     """Training-side alignment of positives, kernels and mask targets: with the oracle outputs (exact
     kernels at the mass centres, centre logits +L there and -L elsewhere) of a frame upsampled x4,
     the top-k positives' weights concentrate on the true kernel and the thing dice is ~0."""
     from paddleseg_ext.datasets import CityscapesPanoptic
     from paddleseg_ext.models.panoptic_fcn import ClassLayout
-    from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
+    from tests.models.panoptic_fcn.oracle import oracle_outputs
     from paddleseg_ext.utils import read_panoptic_png
 
     rec = CityscapesPanoptic(demo_root, [{"type": "Normalize"}], mode="val").records[0]

@@ -16,9 +16,9 @@ from paddleseg_ext.datasets import CityscapesPanoptic, cityscapes_meta, coco_met
 from paddleseg_ext.evaluation import PanopticEvaluator
 from paddleseg_ext.models.base import PanopticModel
 from paddleseg_ext.models.panoptic_fcn import ClassLayout, PanopticFCNPostprocess
-from paddleseg_ext.models.panoptic_fcn.oracle import oracle_outputs
 from paddleseg_ext.models.panoptic_fcn.postprocess import DEFAULTS
 from paddleseg_ext.utils import UserInputError, read_panoptic_png
+from tests.models.panoptic_fcn.oracle import oracle_outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CFG_DIR = os.path.join(ROOT, "configs", "panoptic_fcn")

@@ -1,4 +1,5 @@
-"""Oracle network outputs: PanopticFCN outputs built from a ground-truth panoptic map.
+"""Oracle network outputs: PanopticFCN outputs built from a ground-truth panoptic map (a test helper of the
+post-processing, loss and model tests; the library's val --oracle does not use it: PanopticFCN has no oracle_keys).
 
 `oracle_outputs` writes the outputs a perfect network would give, so that the post-processing
 (candidates, kernel fusion, mask rescoring, upsampling, combine) can be checked end to end:
@@ -28,10 +29,10 @@ position (mass centres closer than 2 pixels) cannot be represented: `UserInputEr
 import numpy as np
 import paddle
 
-from ...transforms.target_generator import segment_index_map
-from ...utils import UserInputError
-from .targets import DEFAULT_STRIDES as STRIDES
-from .targets import feature_size, mass_centers
+from paddleseg_ext.models.panoptic_fcn.targets import DEFAULT_STRIDES as STRIDES
+from paddleseg_ext.models.panoptic_fcn.targets import feature_size, mass_centers
+from paddleseg_ext.transforms.target_generator import segment_index_map
+from paddleseg_ext.utils import UserInputError
 
 
 def oracle_outputs(segment_ids, segments_info, layout, logit=20.0, upscale=4):

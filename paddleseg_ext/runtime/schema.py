@@ -165,7 +165,7 @@ _UNIT = real(0, 1)
 #: the ``postprocess:`` keys of each model: (name, kind, doc); defaults: the model's `postprocess_defaults`
 POSTPROCESS = {
     "PanopticDeepLab": (
-        ("threshold", _UNIT, "minimum centre score"),
+        ("threshold", real(), "minimum centre score (the heatmap is a regression, not a probability: any value; at or below 0 every positive local maximum)"),
         ("nms_kernel", integer(1, odd=True), "max-pool window of the centre NMS"),
         ("top_k", integer(1), "maximum number of centres"),
         ("stuff_area", integer(0), "stuff segments with fewer pixels become void"),

@@ -72,7 +72,7 @@ def test_model_tables_match_the_models_defaults():
     ("batch_norm: [1]\n", ["`batch_norm:`", "must be a mapping", "[1]"]),
     # out of range
     ("postprocess: {nms_kernel: 8}\n", ["postprocess.nms_kernel", "must be odd int >= 1", "got 8"]),
-    ("postprocess: {threshold: 1.5}\n", ["postprocess.threshold", "float in [0, 1]", "1.5"]),
+    ("postprocess: {nms_kernel: 4}\n", ["postprocess.nms_kernel", "odd", "4"]),
     ("batch_norm: {freeze_statistics_at: 1.5}\n", ["batch_norm.freeze_statistics_at", "float in [0, 1)", "1.5"]),
     ("batch_norm: {freeze_statistics_at: 3, precise_batches: -1}\n", ["batch_norm.precise_batches", "-1"]),
     ("seed: -3\n", ["seed", "int in [0, 4294967295]", "-3"]),

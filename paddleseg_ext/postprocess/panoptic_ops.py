@@ -178,16 +178,19 @@ def nearest_center(qy, qx, centers, block=None, extent=None):
     if extent is None:
         return _nearest_exact(qy, qx, cmat, block)
     n = paddle.shape(qy)[0].astype("int64")
-    # One padding point, always sent to the exact path, keeps every tensor non-empty (Paddle 2.6).
-    qy = paddle.concat([qy, paddle.zeros([1], dtype=qy.dtype)])
-    qx = paddle.concat([qx, paddle.zeros([1], dtype=qx.dtype)])
-    ny = ((extent[0] + SCREEN_CELL - 1) // SCREEN_CELL).astype("float32")
-    nx = ((extent[1] + SCREEN_CELL - 1) // SCREEN_CELL).astype("float32")
-    iy, ix = paddle.floor(qy / float(SCREEN_CELL)), paddle.floor(qx / float(SCREEN_CELL))  # exact: 16 = 2^4
-    inside = paddle.logical_and(paddle.logical_and(iy >= 0, iy < ny), paddle.logical_and(ix >= 0, ix < nx))
-    inside = paddle.logical_and(inside, paddle.arange(n + 1, dtype="int64") < n)
-    cell = paddle.where(inside, iy * nx + ix, paddle.zeros_like(iy)).astype("int64")  # < 2^24 cells: exact
-    choice = paddle.where(inside, paddle.gather(_cell_owner(c, extent), cell), paddle.full_like(cell, -1))
+    # One padding point outside the image (so sent to the exact path) keeps every tensor non-empty (Paddle 2.6).
+    qy = paddle.concat([qy, paddle.full([1], -1.0, dtype=qy.dtype)])
+    qx = paddle.concat([qx, paddle.full([1], -1.0, dtype=qx.dtype)])
+    ny = ((extent[0] + SCREEN_CELL - 1) // SCREEN_CELL).astype(qy.dtype)
+    nx = ((extent[1] + SCREEN_CELL - 1) // SCREEN_CELL).astype(qy.dtype)
+
+    def ring_index(q, count):  # cell index + 1 along one axis: 0 and count + 1 are the ring outside the image
+        i = paddle.floor(q * (1.0 / SCREEN_CELL))  # exact: a power of two
+        i = paddle.where(i >= 0, i, paddle.full_like(i, -1.0))  # also NaN -> -1
+        return paddle.minimum(i, count) + 1.0
+
+    cell = (ring_index(qy, ny) * (nx + 2.0) + ring_index(qx, nx)).astype("int64")  # < 2^24 cells: exact
+    choice = paddle.gather(_cell_owner(c, extent), cell)
     todo = paddle.nonzero(choice < 0).flatten()
     exact = _nearest_exact(paddle.gather(qy, todo), paddle.gather(qx, todo), cmat, block)
     return paddle.slice(paddle.scatter(choice, todo, exact, overwrite=True), [0], [0], n.reshape([1]))
@@ -205,7 +208,8 @@ def _cell_owner(c, extent):
         c: [K + 1, 2] float64 centres (y, x), the last one the far-away "no centre".
         extent: (height, width) int64 scalar tensors; cells of side SCREEN_CELL tile [0, height) x [0, width).
     Returns:
-        [ny * nx] int64 owner index per cell (row-major), ny = ceil(height / SCREEN_CELL), nx likewise.
+        [(ny + 2) * (nx + 2)] int64 owner index per cell (row-major, with a ring of ownerless cells around
+        the image), ny = ceil(height / SCREEN_CELL), nx likewise.
 
     A centre can be nearest to a point of a cell only if its smallest distance to the cell is at most the
     smallest, over all centres, of the largest distance to the cell; a cell where a single centre passes
@@ -225,12 +229,17 @@ def _cell_owner(c, extent):
 
     near_y, far_y = axis_bounds(ny, c[:, 0].unsqueeze(0))
     near_x, far_x = axis_bounds(nx, c[:, 1].unsqueeze(0))
-    cells = paddle.arange(ny * nx, dtype="int64")  # row-major: cell = iy * nx + ix
-    row_of, col_of = cells // nx, cells % nx
+    # cells with a ring of cells outside the image around them ((ny + 2) x (nx + 2), row-major), where
+    # nearest_center sends the points beyond the image; the ring's cells belong to nobody
+    cells = paddle.arange((ny + 2) * (nx + 2), dtype="int64")
+    row_of, col_of = cells // (nx + 2) - 1, cells % (nx + 2) - 1
+    inside = paddle.logical_and(paddle.logical_and(row_of >= 0, row_of < ny), paddle.logical_and(col_of >= 0, col_of < nx))
+    row_of = paddle.maximum(paddle.minimum(row_of, ny - 1), paddle.zeros([1], dtype="int64"))
+    col_of = paddle.maximum(paddle.minimum(col_of, nx - 1), paddle.zeros([1], dtype="int64"))
     nearest = paddle.gather(near_y, row_of) + paddle.gather(near_x, col_of)  # [cells, K + 1]
     farthest = paddle.gather(far_y, row_of) + paddle.gather(far_x, col_of)
     candidate = (nearest <= farthest.min(axis=1, keepdim=True)).astype("int64")
-    single = candidate.sum(axis=1) == 1
+    single = paddle.logical_and(candidate.sum(axis=1) == 1, inside)
     return paddle.where(single, paddle.argmax(candidate, axis=1), paddle.full_like(single, -1, dtype="int64"))
 
 
@@ -334,8 +343,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
     y, x = floor_divmod(pix, width)
-    qy = y.astype("float32") + paddle.gather(offsets[0].flatten(), pix)
-    qx = x.astype("float32") + paddle.gather(offsets[1].flatten(), pix)
+    flat_offsets = offsets.flatten()  # (dy, dx) planes one after the other: no copy of either plane
+    qy = y.astype("float32") + paddle.gather(flat_offsets, pix)
+    qx = x.astype("float32") + paddle.gather(flat_offsets, pix + paddle.shape(semantic)[0].astype("int64") * width)
     instance = nearest_center(qy, qx, centers, block, (paddle.shape(semantic)[0].astype("int64"), width))
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number

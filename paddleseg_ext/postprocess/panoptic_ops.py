@@ -343,9 +343,8 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
     y, x = floor_divmod(pix, width)
-    flat_offsets = offsets.flatten()  # (dy, dx) planes one after the other: no copy of either plane
-    qy = y.astype("float32") + paddle.gather(flat_offsets, pix)
-    qx = x.astype("float32") + paddle.gather(flat_offsets, pix + paddle.shape(semantic)[0].astype("int64") * width)
+    qy = y.astype("float32") + paddle.gather(offsets[0].flatten(), pix)
+    qx = x.astype("float32") + paddle.gather(offsets[1].flatten(), pix)
     instance = nearest_center(qy, qx, centers, block, (paddle.shape(semantic)[0].astype("int64"), width))
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number

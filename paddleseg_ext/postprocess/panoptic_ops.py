@@ -301,7 +301,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
 
 @paddle.jit.not_to_static
 def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, label_divisor, stuff_area,
-                          void_label, threshold, nms_kernel, top_k, block=None, groups=None):
+                          void_label, threshold, nms_kernel, top_k, block=None, groups=None, below_classes=False):
     """The whole post-processing on one image.
 
     Args:
@@ -316,6 +316,8 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
             `slot_class` [K + 1] class id and `slot_label` [K + 1] panoptic id of each slot
             (`void_label` for slot K and for slots without pixels), and `void_label`. Left empty
             without thing classes.
+        below_classes (bool): the caller knows every semantic value is below C (the eager
+            `panoptic_postprocess` sizes the tables by the map's maximum): skips mapping values >= C to void.
     Returns:
         panoptic: [H, W] int64; centers: [K, 2] int64 (y, x);
         number: [K + 1] int64 instance number of each centre within its class (0: no pixels),
@@ -323,7 +325,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     """
     num_classes, num_things = thing_code.size, thing_classes.size
     # values >= C are void (the oracle's void channel, PanopticDeepLab.apply_oracle): one more table entry
-    sem = paddle.minimum(semantic.flatten(), paddle.full([1], num_classes, dtype="int64"))
+    sem = semantic.flatten()
+    if not below_classes:
+        sem = paddle.minimum(sem, paddle.full([1], num_classes, dtype="int64"))
     width = paddle.shape(semantic)[1].astype("int64")
     # One per-class table gathered once per pixel: stuff classes map to their label (or void when
     # too small), thing classes to their code `base - t` (see class_tables).

@@ -8,9 +8,10 @@ centres K, of thing pixels P) stay tensors, and no Python branch depends on a te
 branches here test Python settings such as `top_k is None` or the number of thing classes).
 The functions are marked `not_to_static`, so tracing runs them as written instead of rewriting
 their Python code. The traced graph also converts to ONNX (paddle2onnx 2.1, opset 17) and runs in
-onnxruntime: paddle2onnx has no converter for `bincount` (counting is a `scatter_nd_add`, ONNX's
-ScatterND with reduction "add"), and onnxruntime cannot load the while loop with tensor arrays that
-collected the grouping's pixel blocks (traced, `nearest_center` writes a fixed number of parts).
+onnxruntime: paddle2onnx has no converter for `bincount` (traced under `onnx_compatible`, counting is a
+`scatter_nd_add`, ONNX's ScatterND with reduction "add"), and onnxruntime cannot load the while loop with
+tensor arrays that collected the grouping's pixel blocks (traced, `nearest_center` writes a fixed number
+of parts).
 
 Rules and tie-breaking (the contract of `panoptic_postprocess`):
 1. centres: positions above max(threshold, 0) that equal their k x k window maximum; with more
@@ -21,6 +22,8 @@ Rules and tie-breaking (the contract of `panoptic_postprocess`):
    numbered from 1 per class in centre order; stuff classes with fewer than stuff_area pixels
    and thing pixels when there is no centre become void.
 """
+import contextlib
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -50,12 +53,13 @@ def count_values(x, length, weights=None):
     Returns:
         [length] int64 counts, or float64 sums with weights.
 
-    Traced, a `bincount` that converts to ONNX (ScatterND with reduction "add"; paddle2onnx 2.1 has
-    no bincount converter); one padding value `length` (weight 0), counted in a dropped extra bin,
-    keeps the input non-empty (Paddle 2.6's empty-tensor ops, see compat). Eagerly Paddle's bincount,
-    2-3x faster on CPU: both add the values in index order, so the sums are the same.
+    Paddle's bincount, except while tracing for ONNX (`onnx_compatible`): paddle2onnx 2.1 has no bincount
+    converter, so there counting is a ScatterND with reduction "add" (`scatter_nd_add`; 4-5x slower in Paddle
+    Inference), with one padding value `length` (weight 0), counted in a dropped extra bin, that keeps the
+    input non-empty (Paddle 2.6's empty-tensor ops, see compat). Both add the values in index order, so the
+    sums are the same.
     """
-    if paddle.in_dynamic_mode():
+    if not _ONNX_TRACING[0] or paddle.in_dynamic_mode():
         return bincount(x, length, weights)
     end = paddle.full([1], length, dtype="int64") if isinstance(length, int) else length.astype("int64").reshape([1])
     index = paddle.concat([x.astype("int64"), end]).unsqueeze(1)
@@ -65,6 +69,20 @@ def count_values(x, length, weights=None):
         values, dtype = paddle.concat([weights.astype("float64"), paddle.zeros([1], dtype="float64")]), "float64"
     table = paddle.zeros(end + 1, dtype=dtype)
     return paddle.slice(paddle.scatter_nd_add(table, index, values), [0], [0], end)
+
+
+_ONNX_TRACING = [False]
+
+
+@contextlib.contextmanager
+def onnx_compatible():
+    """Within the block, tracing writes only ops that paddle2onnx converts (see `count_values`): trace the
+    graph that goes to ONNX under it, the one for Paddle Inference outside it."""
+    previous, _ONNX_TRACING[0] = _ONNX_TRACING[0], True
+    try:
+        yield
+    finally:
+        _ONNX_TRACING[0] = previous
 
 
 def class_tables(thing_ids, num_classes, void_label):
@@ -327,7 +345,7 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     # values >= C are void (the oracle's void channel, PanopticDeepLab.apply_oracle): one more table entry
     sem = semantic.flatten()
     if not below_classes:
-        sem = paddle.minimum(sem, paddle.full([1], num_classes, dtype="int64"))
+        sem = paddle.clip(sem, 0, num_classes)  # not minimum: its broadcasting kernel is 5-10x slower
     width = paddle.shape(semantic)[1].astype("int64")
     # One per-class table gathered once per pixel: stuff classes map to their label (or void when
     # too small), thing classes to their code `base - t` (see class_tables).

@@ -4,7 +4,8 @@ PyTorch", Cheng et al., section 2.3).
 One implementation for both uses: `panoptic_postprocess` calls these eagerly, and the exported
 inference model (`PanopticPostprocess`) traces the very same calls into a static graph. For that,
 every step is written with graph-friendly ops only: sizes that depend on the data (number of
-centres K, of thing pixels P) stay tensors, and no Python branch depends on a tensor's value (the
+centres K, of thing pixels P) stay tensors, full-size maps are flattened by `reshape` (Paddle Inference
+copies a `flatten`'s input), and no Python branch depends on a tensor's value (the
 branches here test Python settings such as `top_k is None` or the number of thing classes).
 The functions are marked `not_to_static`, so tracing runs them as written instead of rewriting
 their Python code. The traced graph also converts to ONNX (paddle2onnx 2.1, opset 17) and runs in
@@ -130,7 +131,7 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     size = paddle.shape(heat).astype("int64")
     height, width = size[0], size[1]
     r = (nms_kernel - 1) // 2
-    values = heat.flatten()
+    values = heat.reshape([-1])
     flat = paddle.nonzero(flatten_bool(heat > max(float(threshold), 0.0))).flatten()
     n = paddle.shape(flat)[0]
     # one padding candidate (raster index 0, position n, never kept) keeps every tensor non-empty (Paddle 2.6)
@@ -319,7 +320,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
 
 @paddle.jit.not_to_static
 def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, label_divisor, stuff_area,
-                          void_label, threshold, nms_kernel, top_k, block=None, groups=None, below_classes=False):
+                          void_label, threshold, nms_kernel, top_k, block=None, groups=None, clamp=True):
     """The whole post-processing on one image.
 
     Args:
@@ -334,8 +335,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
             `slot_class` [K + 1] class id and `slot_label` [K + 1] panoptic id of each slot
             (`void_label` for slot K and for slots without pixels), and `void_label`. Left empty
             without thing classes.
-        below_classes (bool): the caller knows every semantic value is below C (the eager
-            `panoptic_postprocess` sizes the tables by the map's maximum): skips mapping values >= C to void.
+        clamp (bool): map semantic values above C to C (void). False where the caller knows no value
+            exceeds C (an argmax over C or C + 1 channels; the eager `panoptic_postprocess`, whose tables
+            cover the map's maximum): a full-size pass less.
     Returns:
         panoptic: [H, W] int64; centers: [K, 2] int64 (y, x);
         number: [K + 1] int64 instance number of each centre within its class (0: no pixels),
@@ -343,9 +345,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     """
     num_classes, num_things = thing_code.size, thing_classes.size
     # values >= C are void (the oracle's void channel, PanopticDeepLab.apply_oracle): one more table entry
-    sem = semantic.flatten()
-    if not below_classes:
-        sem = paddle.clip(sem, 0, num_classes)  # not minimum: its broadcasting kernel is 5-10x slower
+    sem = semantic.reshape([-1])
+    if clamp:
+        sem = paddle.clip(sem, 0, num_classes)
     width = paddle.shape(semantic)[1].astype("int64")
     # One per-class table gathered once per pixel: stuff classes map to their label (or void when
     # too small), thing classes to their code `base - t` (see class_tables).
@@ -365,8 +367,8 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
     y, x = floor_divmod(pix, width)
-    qy = y.astype("float32") + paddle.gather(offsets[0].flatten(), pix)
-    qx = x.astype("float32") + paddle.gather(offsets[1].flatten(), pix)
+    qy = y.astype("float32") + paddle.gather(offsets[0].reshape([-1]), pix)
+    qx = x.astype("float32") + paddle.gather(offsets[1].reshape([-1]), pix)
     instance = nearest_center(qy, qx, centers, block, (paddle.shape(semantic)[0].astype("int64"), width))
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number
@@ -400,12 +402,12 @@ def mask_scores(member, pix, member_class, num_members, probs, heat):
     safe = paddle.maximum(count, paddle.ones_like(count))
     width = paddle.shape(heat)[1].astype("int64")
     area = paddle.shape(heat)[0].astype("int64") * width
-    own = paddle.gather(probs.flatten(), paddle.gather(member_class, member) * area + pix)
+    own = paddle.gather(probs.reshape([-1]), paddle.gather(member_class, member) * area + pix)
     score = (count_values(member, num_members, own) / safe).astype("float32")
     y, x = floor_divmod(pix, width)
     cy = paddle.floor(count_values(member, num_members, y) / safe)
     cx = paddle.floor(count_values(member, num_members, x) / safe)
-    at_centroid = paddle.gather(heat.flatten(), (cy * width.astype("float64") + cx).astype("int64"))
+    at_centroid = paddle.gather(heat.reshape([-1]), (cy * width.astype("float64") + cx).astype("int64"))
     return count, score, score * at_centroid
 
 

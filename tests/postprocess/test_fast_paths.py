@@ -69,7 +69,7 @@ def grouping_scenes(draw):
     return h, w, centers, qy, qx
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(grouping_scenes())
 def test_screened_grouping_equals_brute_force(scene):
     h, w, centers, qy, qx = scene

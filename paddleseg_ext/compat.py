@@ -83,10 +83,9 @@ def gather_bool(mask, index):
 
 
 def flatten_bool(mask):
-    """``mask.flatten()`` of a bool tensor."""
-    if _HAS_BOOL_GATHER:
-        return mask.flatten()
-    return mask.reshape([-1])  # Paddle 2.6: static-graph flatten refuses bool (reshape takes it)
+    """``mask.flatten()`` of a bool tensor, as a reshape: Paddle 2.6's static-graph flatten refuses bool, and
+    Paddle Inference copies a flatten's input where a reshape is a view."""
+    return mask.reshape([-1])
 
 
 def floor_divmod(flat, width):

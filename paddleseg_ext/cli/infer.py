@@ -7,6 +7,7 @@ import numpy as np
 from ..core.predict import collect_images, output_paths, save_prediction
 from ..core.progress import Progress
 from ..pipeline.static_predictor import BACKENDS, PRECISIONS, check_trt_available, load_deployed
+from ..runtime import retain_freed_memory
 from ..utils import UserInputError, check_writable_dir, log, read_image
 from .common import console_entry, parser
 
@@ -66,6 +67,7 @@ def main(argv=None):
         raise UserInputError("--benchmark must be >= 0, got {}".format(a.benchmark))
     images, root = collect_images(a.image_path)
     check_writable_dir(a.save_dir, "--save_dir")
+    retain_freed_memory()
     predictor = load_deployed(a.model_dir, a.backend, a.device, a.cpu_threads, use_onednn=not a.disable_onednn,
                               use_ir_optim=not a.disable_ir_optim, use_trt=a.use_trt, precision=a.precision)
 

@@ -16,6 +16,7 @@ image's region of x) and ``ori_hw`` int64 [2] (the image's size before the trans
 (`models.base.INFERENCE_OUTPUTS`), at ``ori_hw``: ``panoptic`` int64 [h, w], ``semantic`` int64 [h, w],
 ``instance_ids`` int64 [M], ``instance_scores`` float32 [M, S]. The ONNX graph has the same names.
 """
+import copy
 import importlib.util
 import os
 import shutil
@@ -29,6 +30,7 @@ import yaml
 from ..compat import PADDLE_VERSION
 from ..models.base import INFERENCE_OUTPUTS
 from ..pipeline import InferenceModel
+from ..postprocess.panoptic_ops import onnx_compatible
 from ..runtime import build_model, dataset_metadata, load_config, postprocess_params, setup_device
 from ..utils import UserInputError, check_writable_dir, log
 
@@ -224,6 +226,21 @@ def convert_to_onnx(model_file, params_file, onnx_path, opset=ONNX_OPSET, output
     return onnx_path
 
 
+def _export_onnx(net, spec, save_dir):
+    """Trace `net` with ONNX-convertible ops only, save the program in a folder beside, convert it to
+    `save_dir`/ONNX_FILE and remove the folder. Returns ONNX_FILE."""
+    work = os.path.join(save_dir, ".paddle_program")
+    try:
+        with onnx_compatible():
+            paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True), os.path.join(work, "model"),
+                            input_spec=spec)
+        convert_to_onnx(os.path.join(work, _model_file(work, "model")), os.path.join(work, "model.pdiparams"),
+                        os.path.join(save_dir, ONNX_FILE))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ONNX_FILE
+
+
 def export(config, model_path, save_dir, input_shape=None, postprocess=None, verbose=False, format="paddle"):
     """Export the model of `config` with weights `model_path` to `save_dir` (on the CPU).
 
@@ -250,26 +267,19 @@ def export(config, model_path, save_dir, input_shape=None, postprocess=None, ver
     spec = [paddle.static.InputSpec([None if s == -1 else s for s in shape], "float32", INPUT_NAMES[0]),
             paddle.static.InputSpec([2], "int64", INPUT_NAMES[1]),
             paddle.static.InputSpec([2], "int64", INPUT_NAMES[2])]
-    prefix = "model"
-    # ONNX only: the Paddle program is an intermediate file, written beside and removed afterwards
-    paddle_dir = save_dir if format != "onnx" else os.path.join(save_dir, ".paddle_program")
-    onnx_file = None
-    try:
-        # tracing and saving make Paddle report on itself (PIR's "not support input out tensor", "Tensor do not
-        # have 'place' interface", 2.6's force_cpu deprecation, "New Executor is Running"): shown with --verbose
-        with log.quiet_paddle(verbose):
-            static_net = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
-            paddle.jit.save(static_net, os.path.join(paddle_dir, prefix), input_spec=spec)
-            model_file, params_file = _model_file(paddle_dir, prefix), prefix + ".pdiparams"
-            if format != "paddle":
-                convert_to_onnx(os.path.join(paddle_dir, model_file), os.path.join(paddle_dir, params_file),
-                                os.path.join(save_dir, ONNX_FILE))
-                onnx_file = ONNX_FILE
-    finally:
-        if paddle_dir != save_dir:
-            shutil.rmtree(paddle_dir, ignore_errors=True)
-    if format == "onnx":
-        model_file = params_file = None
+    # traced twice for "all": the ONNX graph counts with ops paddle2onnx converts, the Paddle one with faster
+    # ones (panoptic_ops.onnx_compatible); to_static keeps its program on the layer, so each trace gets its own
+    onnx_net = copy.deepcopy(net) if format == "all" else net
+    model_file = params_file = onnx_file = None
+    # tracing and saving make Paddle report on itself (PIR's "not support input out tensor", "Tensor do not
+    # have 'place' interface", 2.6's force_cpu deprecation, "New Executor is Running"): shown with --verbose
+    with log.quiet_paddle(verbose):
+        if format != "onnx":
+            paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True),
+                            os.path.join(save_dir, "model"), input_spec=spec)
+            model_file, params_file = _model_file(save_dir, "model"), "model.pdiparams"
+        if format != "paddle":
+            onnx_file = _export_onnx(onnx_net, spec, save_dir)
 
     deploy = {"Deploy": {
         "model": model_file,

@@ -60,14 +60,14 @@ class PanopticPostprocess(nn.Layer):
     def forward(self, semantic, center, offset):
         return self.group(semantic, center.squeeze(0), offset)
 
-    def group(self, semantic, heat, offset, groups=None):
+    def group(self, semantic, heat, offset, groups=None, clamp=True):
         """`panoptic_ops.panoptic_from_outputs` with this layer's settings: semantic int [H, W], heat
         float32 [H, W], offset float32 [2, H, W] -> (panoptic int64 [H, W], centers int64 [K, 2]);
-        `groups` (a dict) is filled for `panoptic_ops.instance_scores`."""
+        `groups` (a dict) is filled for `panoptic_ops.instance_scores`; `clamp`: see there."""
         panoptic, centers, _ = panoptic_ops.panoptic_from_outputs(
             semantic.astype("int64"), heat, offset, self.thing_code, self.thing_classes, self.label_divisor,
             self.stuff_area, self.void_label, self.threshold, self.nms_kernel, self.top_k, self.group_block,
-            groups=groups)
+            groups=groups, clamp=clamp)
         return panoptic, centers
 
 
@@ -130,6 +130,7 @@ class PanopticDeepLabPostprocess(nn.Layer):
                                                    offset_index=2)
         semantic = paddle.argmax(probs, axis=0)
         groups = {}
-        panoptic, _ = self.panoptic.group(semantic, center[0], offset, groups)
+        # an argmax over C channels (C + 1 with the oracle's void channel): no value above C to clamp
+        panoptic, _ = self.panoptic.group(semantic, center[0], offset, groups, clamp=False)
         ids, scores = panoptic_ops.instance_scores(groups, probs, center[0])
         return panoptic, semantic, ids, scores

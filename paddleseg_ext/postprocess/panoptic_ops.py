@@ -4,13 +4,15 @@ PyTorch", Cheng et al., section 2.3).
 One implementation for both uses: `panoptic_postprocess` calls these eagerly, and the exported
 inference model (`PanopticPostprocess`) traces the very same calls into a static graph. For that,
 every step is written with graph-friendly ops only: sizes that depend on the data (number of
-centres K, of thing pixels P) stay tensors, and no Python branch depends on a tensor's value (the
+centres K, of thing pixels P) stay tensors, full-size maps are flattened by `reshape` (Paddle Inference
+copies a `flatten`'s input), and no Python branch depends on a tensor's value (the
 branches here test Python settings such as `top_k is None` or the number of thing classes).
 The functions are marked `not_to_static`, so tracing runs them as written instead of rewriting
 their Python code. The traced graph also converts to ONNX (paddle2onnx 2.1, opset 17) and runs in
-onnxruntime: paddle2onnx has no converter for `bincount` (counting is a `scatter_nd_add`, ONNX's
-ScatterND with reduction "add"), and onnxruntime cannot load the while loop with tensor arrays that
-collected the grouping's pixel blocks (traced, `nearest_center` writes a fixed number of parts).
+onnxruntime: paddle2onnx has no converter for `bincount` (traced under `onnx_compatible`, counting is a
+`scatter_nd_add`, ONNX's ScatterND with reduction "add"), and onnxruntime cannot load the while loop with
+tensor arrays that collected the grouping's pixel blocks (traced, `nearest_center` writes a fixed number
+of parts).
 
 Rules and tie-breaking (the contract of `panoptic_postprocess`):
 1. centres: positions above max(threshold, 0) that equal their k x k window maximum; with more
@@ -21,6 +23,8 @@ Rules and tie-breaking (the contract of `panoptic_postprocess`):
    numbered from 1 per class in centre order; stuff classes with fewer than stuff_area pixels
    and thing pixels when there is no centre become void.
 """
+import contextlib
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -50,12 +54,13 @@ def count_values(x, length, weights=None):
     Returns:
         [length] int64 counts, or float64 sums with weights.
 
-    Traced, a `bincount` that converts to ONNX (ScatterND with reduction "add"; paddle2onnx 2.1 has
-    no bincount converter); one padding value `length` (weight 0), counted in a dropped extra bin,
-    keeps the input non-empty (Paddle 2.6's empty-tensor ops, see compat). Eagerly Paddle's bincount,
-    2-3x faster on CPU: both add the values in index order, so the sums are the same.
+    Paddle's bincount, except while tracing for ONNX (`onnx_compatible`): paddle2onnx 2.1 has no bincount
+    converter, so there counting is a ScatterND with reduction "add" (`scatter_nd_add`; 4-5x slower in Paddle
+    Inference), with one padding value `length` (weight 0), counted in a dropped extra bin, that keeps the
+    input non-empty (Paddle 2.6's empty-tensor ops, see compat). Both add the values in index order, so the
+    sums are the same.
     """
-    if paddle.in_dynamic_mode():
+    if not _ONNX_TRACING[0] or paddle.in_dynamic_mode():
         return bincount(x, length, weights)
     end = paddle.full([1], length, dtype="int64") if isinstance(length, int) else length.astype("int64").reshape([1])
     index = paddle.concat([x.astype("int64"), end]).unsqueeze(1)
@@ -65,6 +70,20 @@ def count_values(x, length, weights=None):
         values, dtype = paddle.concat([weights.astype("float64"), paddle.zeros([1], dtype="float64")]), "float64"
     table = paddle.zeros(end + 1, dtype=dtype)
     return paddle.slice(paddle.scatter_nd_add(table, index, values), [0], [0], end)
+
+
+_ONNX_TRACING = [False]
+
+
+@contextlib.contextmanager
+def onnx_compatible():
+    """Within the block, tracing writes only ops that paddle2onnx converts (see `count_values`): trace the
+    graph that goes to ONNX under it, the one for Paddle Inference outside it."""
+    previous, _ONNX_TRACING[0] = _ONNX_TRACING[0], True
+    try:
+        yield
+    finally:
+        _ONNX_TRACING[0] = previous
 
 
 def class_tables(thing_ids, num_classes, void_label):
@@ -103,31 +122,27 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     Returns:
         [K, 2] int64 (y, x) in raster order.
 
-    Only the N pixels above the threshold can be centres, so only their k x k windows are read
-    (the window clipped to the image, as max pooling ignores its padding), one window row at a
-    time: N x k values at once instead of a max pool over the whole map. N is a few percent of
-    the pixels for a trained network's heatmap; the cost grows with N (at worst every pixel,
-    k^2 reads each).
+    Only the N pixels above the threshold can be centres, so only their windows are read (clipped to
+    the image, as max pooling ignores its padding), instead of max pooling the whole map. Two rounds:
+    a centre is also the maximum of its 3 x 3 window, so that cheaper test first drops most candidates
+    (on a smooth heatmap all but the local maxima), and only the survivors read their k x k window.
+    The cost grows with N (at worst every pixel, 9 reads each, then k^2 reads per survivor).
     """
     size = paddle.shape(heat).astype("int64")
     height, width = size[0], size[1]
     r = (nms_kernel - 1) // 2
-    values = heat.flatten()
+    values = heat.reshape([-1])
     flat = paddle.nonzero(flatten_bool(heat > max(float(threshold), 0.0))).flatten()
     n = paddle.shape(flat)[0]
-    # one padding candidate (raster index 0, dropped below) keeps every tensor non-empty (Paddle 2.6)
+    # one padding candidate (raster index 0, position n, never kept) keeps every tensor non-empty (Paddle 2.6)
     flat = paddle.concat([flat, paddle.zeros([1], dtype="int64")])
-    y, x = flat // width, flat % width
-    cols = paddle.maximum(paddle.minimum(x.unsqueeze(1) + paddle.arange(-r, r + 1, dtype="int64"), width - 1),
-                          paddle.zeros([1], dtype="int64"))  # [N + 1, k]
-    zero = paddle.zeros([1], dtype="int64")
-    window_max = None
-    for dy in range(-r, r + 1):
-        row = paddle.maximum(paddle.minimum(y + dy, height - 1), zero)
-        row_max = paddle.gather(values, (row.unsqueeze(1) * width + cols).flatten()).reshape([-1, nms_kernel]).max(axis=1)
-        window_max = row_max if window_max is None else paddle.maximum(window_max, row_max)
-    peak = paddle.logical_and(paddle.gather(values, flat) >= window_max, paddle.arange(n + 1, dtype="int64") < n)
-    flat = paddle.gather(flat, paddle.nonzero(peak).flatten())
+    keep = paddle.arange(n + 1, dtype="int64")  # positions in `flat` still in the running
+    for radius in sorted({min(r, 1), r}):
+        cand = paddle.gather(flat, keep)
+        peak = paddle.gather(values, cand) >= _window_max(values, cand // width, cand % width, height, width, radius)
+        keep = paddle.gather(keep, paddle.nonzero(paddle.logical_and(peak, keep < n)).flatten())
+        keep = paddle.concat([keep, n.reshape([1]).astype("int64")])  # the padding candidate again
+    flat = paddle.gather(flat, paddle.slice(keep, [0], [0], [paddle.shape(keep)[0] - 1]))
     if top_k is not None:
         # Stable descending sort keeps raster order among equal scores; a slice past the end
         # keeps all (no branch on K), and re-sorting the kept indices restores raster order.
@@ -137,8 +152,29 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     return raster_yx(flat, width)
 
 
+def _window_max(values, y, x, height, width, r):
+    """[N] float32 maximum of `values` ([H * W], row-major) over the (2r + 1)^2 window around each
+    (y, x) ([N] int64), clipped to the image.
+
+    The N x k^2 read indices (row offset + column of every window cell) come from one float64 matmul of
+    the k clipped row offsets and k clipped columns with a constant 0/1 selection matrix (exact: integers
+    below 2^53). A broadcasting add of that size is several times slower in Paddle's CPU kernels, and the
+    tile/expand alternatives do not survive Paddle Inference's and paddle2onnx's shape handling.
+    """
+    k = 2 * r + 1
+    d = paddle.arange(-r, r + 1, dtype="int64")
+    zero = paddle.zeros([1], dtype="int64")
+    rows = paddle.maximum(paddle.minimum(y.unsqueeze(1) + d, height - 1), zero) * width  # [N, k]
+    cols = paddle.maximum(paddle.minimum(x.unsqueeze(1) + d, width - 1), zero)
+    select = np.zeros((2 * k, k * k))  # window cell (i, j) -> row offset i + column j
+    select[np.repeat(np.arange(k), k), np.arange(k * k)] = 1.0
+    select[k + np.tile(np.arange(k), k), np.arange(k * k)] = 1.0
+    index = paddle.matmul(paddle.concat([rows, cols], axis=1).astype("float64"), paddle.to_tensor(select))
+    return paddle.gather(values, index.astype("int64").flatten()).reshape([-1, k * k]).max(axis=1)
+
+
 @paddle.jit.not_to_static
-def nearest_center(qy, qx, centers, block=None):
+def nearest_center(qy, qx, centers, block=None, extent=None):
     """Index of the centre nearest to each point (ties: lowest index); K when there is no centre.
 
     Args:
@@ -146,21 +182,96 @@ def nearest_center(qy, qx, centers, block=None):
         centers: [K, 2] int64 (y, x), K >= 0.
         block (int): eagerly, pixels x centres scores computed at once (default GROUP_BLOCK);
             traced, the number of parts the pixels are split into (default TRACED_GROUP_PARTS).
+        extent: None, or (height, width) int64 scalar tensors: screen the points by cells of the image
+            first (see `_cell_owner`), so that only the points of cells that several centres may own, or
+            outside the image, are compared with every centre. The answer is the same either way.
     Returns:
         [P] int64 in [0, K] (K only when K = 0).
 
-    argmin_k |q - c_k|^2 = argmin_k (|c_k|^2 - 2 q . c_k): one [B, 3] x [3, K + 1] matmul per
-    block of B pixels, never an [P, K, 2] tensor. In float64 every term is exact (c are integers
-    below 2^24, q float32), so the comparison is exact, unlike float32 where the expanded form
-    would cancel catastrophically; hence any split into blocks gives the same answer. Eagerly the
-    blocks run in a Python loop (a block of scores stays in cache). Traced, the pixels are split
-    into a fixed number of equal parts written out in the graph, without a loop op: ONNX cannot
-    express the tensor-array loop that collected the blocks before, and a while op carrying the
-    result measured 2x slower in Paddle Inference. Memory: one part's scores, P (K + 1) / parts.
+    Screening: for a trained network the offsets point into small discs around the centres, so almost every
+    point lies in a cell that one centre owns (1025 x 2049 benchmark: 525k points, 30 centres: 35 ms -> a few ms).
     """
     c = paddle.concat([centers.astype("float64"), paddle.full([1, 2], _FAR_AWAY, dtype="float64")], axis=0)
     cy, cx = c[:, 0], c[:, 1]
     cmat = paddle.stack([-2.0 * cy, -2.0 * cx, cy * cy + cx * cx], axis=0)  # [3, K + 1]
+    if extent is None:
+        return _nearest_exact(qy, qx, cmat, block)
+    n = paddle.shape(qy)[0].astype("int64")
+    # One padding point outside the image (so sent to the exact path) keeps every tensor non-empty (Paddle 2.6).
+    qy = paddle.concat([qy, paddle.full([1], -1.0, dtype=qy.dtype)])
+    qx = paddle.concat([qx, paddle.full([1], -1.0, dtype=qx.dtype)])
+    ny = ((extent[0] + SCREEN_CELL - 1) // SCREEN_CELL).astype(qy.dtype)
+    nx = ((extent[1] + SCREEN_CELL - 1) // SCREEN_CELL).astype(qy.dtype)
+
+    def ring_index(q, count):  # cell index + 1 along one axis: 0 and count + 1 are the ring outside the image
+        i = paddle.floor(q * (1.0 / SCREEN_CELL))  # exact: a power of two
+        i = paddle.where(i >= 0, i, paddle.full_like(i, -1.0))  # also NaN -> -1
+        return paddle.minimum(i, count) + 1.0
+
+    cell = (ring_index(qy, ny) * (nx + 2.0) + ring_index(qx, nx)).astype("int64")  # < 2^24 cells: exact
+    choice = paddle.gather(_cell_owner(c, extent), cell)
+    todo = paddle.nonzero(choice < 0).flatten()
+    exact = _nearest_exact(paddle.gather(qy, todo), paddle.gather(qx, todo), cmat, block)
+    return paddle.slice(paddle.scatter(choice, todo, exact, overwrite=True), [0], [0], n.reshape([1]))
+
+
+# Side of the square cells that screen the grouping (see nearest_center): 16 px cells over a 1025 x 2049
+# image are 8.3k cells, so the cell x centre tables stay small next to the P thing pixels.
+SCREEN_CELL = 16
+
+
+def _cell_owner(c, extent):
+    """The one centre that can be nearest to any point of each cell, or -1.
+
+    Args:
+        c: [K + 1, 2] float64 centres (y, x), the last one the far-away "no centre".
+        extent: (height, width) int64 scalar tensors; cells of side SCREEN_CELL tile [0, height) x [0, width).
+    Returns:
+        [(ny + 2) * (nx + 2)] int64 owner index per cell (row-major, with a ring of ownerless cells around
+        the image), ny = ceil(height / SCREEN_CELL), nx likewise.
+
+    A centre can be nearest to a point of a cell only if its smallest distance to the cell is at most the
+    smallest, over all centres, of the largest distance to the cell; a cell where a single centre passes
+    that test belongs to it, strictly: every other centre is farther from every point of the cell. All
+    terms are integers below 2^53 (cell corners and centres), so the test is exact in float64.
+    """
+    s = float(SCREEN_CELL)
+    ny = (extent[0] + SCREEN_CELL - 1) // SCREEN_CELL
+    nx = (extent[1] + SCREEN_CELL - 1) // SCREEN_CELL
+
+    def axis_bounds(n, centre):  # [n, K + 1] smallest and largest squared distance along one axis
+        lo = paddle.arange(n, dtype="int64").astype("float64").unsqueeze(1) * s
+        above, below = centre - lo, (lo + s) - centre  # signed distances to the cell's two edges
+        near = paddle.maximum(-paddle.minimum(above, below), paddle.zeros([1], dtype="float64"))
+        far = paddle.maximum(above, below)
+        return near * near, far * far
+
+    near_y, far_y = axis_bounds(ny, c[:, 0].unsqueeze(0))
+    near_x, far_x = axis_bounds(nx, c[:, 1].unsqueeze(0))
+    # cells with a ring of cells outside the image around them ((ny + 2) x (nx + 2), row-major), where
+    # nearest_center sends the points beyond the image; the ring's cells belong to nobody
+    cells = paddle.arange((ny + 2) * (nx + 2), dtype="int64")
+    row_of, col_of = cells // (nx + 2) - 1, cells % (nx + 2) - 1
+    inside = paddle.logical_and(paddle.logical_and(row_of >= 0, row_of < ny), paddle.logical_and(col_of >= 0, col_of < nx))
+    row_of = paddle.maximum(paddle.minimum(row_of, ny - 1), paddle.zeros([1], dtype="int64"))
+    col_of = paddle.maximum(paddle.minimum(col_of, nx - 1), paddle.zeros([1], dtype="int64"))
+    nearest = paddle.gather(near_y, row_of) + paddle.gather(near_x, col_of)  # [cells, K + 1]
+    farthest = paddle.gather(far_y, row_of) + paddle.gather(far_x, col_of)
+    candidate = (nearest <= farthest.min(axis=1, keepdim=True)).astype("int64")
+    single = paddle.logical_and(candidate.sum(axis=1) == 1, inside)
+    return paddle.where(single, paddle.argmax(candidate, axis=1), paddle.full_like(single, -1, dtype="int64"))
+
+
+def _nearest_exact(qy, qx, cmat, block):
+    """`nearest_center` by comparing every point with every centre: argmin_k |q - c_k|^2 =
+    argmin_k (|c_k|^2 - 2 q . c_k), one [B, 3] x [3, K + 1] matmul (`cmat`, float64) per block of B points,
+    never a [P, K, 2] tensor. In float64 every term is exact (c are integers below 2^24, q float32), so the
+    comparison is exact, unlike float32 where the expanded form would cancel catastrophically; hence any
+    split into blocks gives the same answer. Eagerly the blocks run in a Python loop (a block of scores stays
+    in cache). Traced, the points are split into a fixed number of equal parts written out in the graph,
+    without a loop op: ONNX cannot express the tensor-array loop that collected the blocks before, and a
+    while op carrying the result measured 2x slower in Paddle Inference. Memory: one part's scores.
+    """
     n = paddle.shape(qy)[0].astype("int64")
     if paddle.in_dynamic_mode():
         if int(n) == 0:  # Paddle 2.6 cannot stack empty tensors
@@ -209,7 +320,7 @@ def vote_and_number(instance, thing_index, num_slots, num_things):
 
 @paddle.jit.not_to_static
 def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, label_divisor, stuff_area,
-                          void_label, threshold, nms_kernel, top_k, block=None, groups=None):
+                          void_label, threshold, nms_kernel, top_k, block=None, groups=None, clamp=True):
     """The whole post-processing on one image.
 
     Args:
@@ -224,6 +335,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
             `slot_class` [K + 1] class id and `slot_label` [K + 1] panoptic id of each slot
             (`void_label` for slot K and for slots without pixels), and `void_label`. Left empty
             without thing classes.
+        clamp (bool): map semantic values above C to C (void). False where the caller knows no value
+            exceeds C (an argmax over C or C + 1 channels; the eager `panoptic_postprocess`, whose tables
+            cover the map's maximum): a full-size pass less.
     Returns:
         panoptic: [H, W] int64; centers: [K, 2] int64 (y, x);
         number: [K + 1] int64 instance number of each centre within its class (0: no pixels),
@@ -231,7 +345,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     """
     num_classes, num_things = thing_code.size, thing_classes.size
     # values >= C are void (the oracle's void channel, PanopticDeepLab.apply_oracle): one more table entry
-    sem = paddle.minimum(semantic.flatten(), paddle.full([1], num_classes, dtype="int64"))
+    sem = semantic.reshape([-1])
+    if clamp:
+        sem = paddle.clip(sem, 0, num_classes)
     width = paddle.shape(semantic)[1].astype("int64")
     # One per-class table gathered once per pixel: stuff classes map to their label (or void when
     # too small), thing classes to their code `base - t` (see class_tables).
@@ -251,9 +367,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
     y, x = floor_divmod(pix, width)
-    qy = y.astype("float32") + paddle.gather(offsets[0].flatten(), pix)
-    qx = x.astype("float32") + paddle.gather(offsets[1].flatten(), pix)
-    instance = nearest_center(qy, qx, centers, block)  # [P] in [0, K]
+    qy = y.astype("float32") + paddle.gather(offsets[0].reshape([-1]), pix)
+    qx = x.astype("float32") + paddle.gather(offsets[1].reshape([-1]), pix)
+    instance = nearest_center(qy, qx, centers, block, (paddle.shape(semantic)[0].astype("int64"), width))
     winner, number = vote_and_number(instance, thing_index, num_centers + 1, num_things)
     label = paddle.gather(paddle.to_tensor(thing_classes), winner) * label_divisor + number
     # slot K gathers the thing pixels of an image without centres: they are void
@@ -286,12 +402,12 @@ def mask_scores(member, pix, member_class, num_members, probs, heat):
     safe = paddle.maximum(count, paddle.ones_like(count))
     width = paddle.shape(heat)[1].astype("int64")
     area = paddle.shape(heat)[0].astype("int64") * width
-    own = paddle.gather(probs.flatten(), paddle.gather(member_class, member) * area + pix)
+    own = paddle.gather(probs.reshape([-1]), paddle.gather(member_class, member) * area + pix)
     score = (count_values(member, num_members, own) / safe).astype("float32")
     y, x = floor_divmod(pix, width)
     cy = paddle.floor(count_values(member, num_members, y) / safe)
     cx = paddle.floor(count_values(member, num_members, x) / safe)
-    at_centroid = paddle.gather(heat.flatten(), (cy * width.astype("float64") + cx).astype("int64"))
+    at_centroid = paddle.gather(heat.reshape([-1]), (cy * width.astype("float64") + cx).astype("int64"))
     return count, score, score * at_centroid
 
 

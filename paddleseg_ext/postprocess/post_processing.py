@@ -247,7 +247,7 @@ def _panoptic(sem, heat, off, things, label_divisor, stuff_area, void_label, thr
     thing_code, thing_classes = panoptic_ops.class_tables(things, hi + 1, void_label)
     panoptic, centers, number = panoptic_ops.panoptic_from_outputs(
         sem, heat, off, thing_code, thing_classes, label_divisor, stuff_area, void_label,
-        threshold, nms_kernel, top_k)
+        threshold, nms_kernel, top_k, clamp=False)
     if centers.shape[0] >= label_divisor and int(number.max()) >= label_divisor:
         raise UserInputError("label_divisor: {} instances of one class do not fit under label_divisor={}; "
                              "lower top_k or raise label_divisor".format(int(number.max()), label_divisor))

@@ -25,7 +25,8 @@ def onnx_session(layer, spec, tmp_path):
         pytest.skip("paddle2onnx unavailable: {}".format(e))
     ort = pytest.importorskip("onnxruntime")
     prefix = str(tmp_path / "model")
-    paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix, input_spec=spec)
+    with panoptic_ops.onnx_compatible():
+        paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix, input_spec=spec)
     model = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")
     # optimize_tool "None": paddle2onnx's default, polygraphy's constant folding, pip-installs its own
     # dependencies at run time (POLYGRAPHY_AUTOINSTALL_DEPS), which replaced numpy 1.x by 2.x in the test environment
@@ -176,16 +177,26 @@ def test_grouping_edges_eager_and_traced(name, sem, heat, off):
     np.testing.assert_array_equal(pan[stuff], np.where(areas[sem[stuff]] < 6, 255000, sem[stuff] * 1000))
 
 
+class _Count(paddle.nn.Layer):
+    def forward(self, x, w):
+        return panoptic_ops.count_values(x, 6), panoptic_ops.count_values(x, 6, w)
+
+
 @pytest.mark.parametrize("n", [0, 1, 37])
 def test_count_values_equals_numpy_bincount(n):
+    """Eagerly and traced, with Paddle's bincount and with the scatter-add written for ONNX."""
     rs = np.random.RandomState(n)
     x = rs.randint(0, 5, n)
     w = rs.rand(n).astype("float32")
-    np.testing.assert_array_equal(panoptic_ops.count_values(paddle.to_tensor(x, dtype="int64"), 6).numpy(),
-                                  np.bincount(x, minlength=6))
-    np.testing.assert_allclose(panoptic_ops.count_values(paddle.to_tensor(x, dtype="int64"), 6,
-                                                         paddle.to_tensor(w)).numpy(),
-                               np.bincount(x, weights=w.astype(np.float64), minlength=6), rtol=1e-12)
+    spec = [paddle.static.InputSpec([None], "int64"), paddle.static.InputSpec([None], "float32")]
+    traced = paddle.jit.to_static(_Count(), input_spec=spec, full_graph=True)
+    with panoptic_ops.onnx_compatible():
+        traced_for_onnx = paddle.jit.to_static(_Count(), input_spec=spec, full_graph=True)
+        traced_for_onnx(paddle.to_tensor(x, dtype="int64"), paddle.to_tensor(w))  # traced here, under the switch
+    for count in (_Count(), traced, traced_for_onnx):
+        counts, sums = count(paddle.to_tensor(x, dtype="int64"), paddle.to_tensor(w))
+        np.testing.assert_array_equal(counts.numpy(), np.bincount(x, minlength=6))
+        np.testing.assert_allclose(sums.numpy(), np.bincount(x, weights=w.astype(np.float64), minlength=6), rtol=1e-12)
 
 
 def test_nearest_center_blocks_agree_on_ties():

@@ -141,7 +141,7 @@ def _exported_runner(sem, ctr, off, device, top_k, tmp):
         config.enable_use_gpu(500, int(device.split(":")[1]) if ":" in device else 0)
     else:
         config.disable_gpu()
-        config.disable_mkldnn()  # as deploy/python/infer.py does
+        config.disable_mkldnn()  # no oneDNN kernel among these ops
     config.disable_glog_info()
     predictor = inference.create_predictor(config)
     inputs = [predictor.get_input_handle(n) for n in predictor.get_input_names()]
@@ -162,6 +162,8 @@ def _child(impl, npz_path, out_path, device, repeat, top_k):
     import paddle
     paddle.set_device(device)
     from paddleseg_ext.postprocess import panoptic_postprocess
+    from paddleseg_ext.runtime import retain_freed_memory
+    retain_freed_memory()  # as every command does (setup_device), for all three implementations
 
     data = np.load(npz_path)
     on_gpu = device.startswith("gpu")

@@ -51,9 +51,13 @@ class LoopState:
     hooks: list = field(default_factory=list)
 
     def call(self, event):
-        """Call method `event` of every hook, in list order."""
+        """Call method `event` (one of EVENTS) of every hook that has one, in list order."""
+        if event not in EVENTS:
+            raise ValueError("unknown hook event {!r}".format(event))
         for hook in self.hooks:
-            getattr(hook, event)(self)
+            method = getattr(hook, event, None)
+            if method is not None:
+                method(self)
 
     def is_save_iteration(self):
         return self.iteration % self.save_interval == 0 or self.iteration == self.total_iters
@@ -63,26 +67,14 @@ class LoopState:
         log.info(message, rank=self.rank)
 
 
+#: the events of the loop (`LoopState.call`): before_train, then per step before_step and after_step (around
+#: an evaluation, before_eval and after_eval), and after_train
+EVENTS = ("before_train", "before_step", "after_step", "before_eval", "after_eval", "after_train")
+
+
 class HookBase:
-    """A training-loop hook: override the events it needs (each gets the `LoopState`)."""
-
-    def before_train(self, state):
-        pass
-
-    def before_step(self, state):
-        pass
-
-    def after_step(self, state):
-        pass
-
-    def after_train(self, state):
-        pass
-
-    def before_eval(self, state):
-        pass
-
-    def after_eval(self, state):
-        pass
+    """A training-loop hook: defines a method for each of the EVENTS it needs, taking the `LoopState`;
+    `LoopState.call` passes over a hook without one (as detectron2's `HookBase` has no-op defaults)."""
 
 
 class StopOnSignal(HookBase):

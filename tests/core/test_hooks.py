@@ -50,6 +50,22 @@ def test_hooks_are_called_in_list_order_and_save_iterations_are_the_interval_and
     assert saves == [False, True, False, True, True]
 
 
+def test_a_hook_without_an_event_method_is_passed_over_and_unknown_events_are_refused():
+    class AfterStepOnly(HookBase):
+        def after_step(self, state):
+            events.append(("only", state.iteration))
+
+    events = []
+    state = _state()
+    state.hooks = [AfterStepOnly(), Recorder("r", events)]
+    for event in EVENTS:
+        state.call(event)
+    assert events == [("r", "before_train", 0), ("r", "before_step", 0), ("only", 0), ("r", "after_step", 0),
+                      ("r", "after_train", 0), ("r", "before_eval", 0), ("r", "after_eval", 0)]
+    with pytest.raises(ValueError, match="before_stop"):
+        state.call("before_stop")
+
+
 def test_lr_scheduler_records_the_rate_of_the_step_then_advances():
     state = _state()
     sched = state.optimizer._learning_rate  # PolynomialDecay(0.1, 10), one step taken

@@ -25,6 +25,27 @@ def frame_parser(description, instances_help="thing instances per frame", repeat
     return parser
 
 
+def parse_size(text):
+    """'HxW' -> (H, W) ints (an argparse type)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected HxW, e.g. 1025x2049, got {!r}".format(text))
+    return h, w
+
+
+def network_parser(description, configs, repeats, warmup):
+    """A parser with the options of a benchmark that times networks: --configs, --size (1025x2049), --repeats,
+    --warmup, --threads."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=configs, help="config files")
+    parser.add_argument("--size", type=parse_size, default=(1025, 2049), help="network input HxW")
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed calls (median)")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed calls first")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads")
+    return parser
+
+
 def run_child(name, impl, argv):
     """Run benchmark `name` with ``--child <impl> <argv...>`` in a fresh process (through tools/benchmark.py:
     own memory peak, own Paddle state); returns the json of its last stdout line."""

@@ -24,8 +24,8 @@ import statistics
 import sys
 import time
 
-from . import HelpFormatter
-from .network import _parse_size, build_model
+from . import HelpFormatter, parse_size
+from .network import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = "configs/panoptic_deeplab/panoptic_deeplab_demo_cpu.yml"
@@ -116,7 +116,7 @@ def time_modes(model, modes, x, repeats, warmup):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config", default=DEMO, help="config file")
-    parser.add_argument("--size", type=_parse_size, default=(129, 257), help="input HxW (the demo's crop)")
+    parser.add_argument("--size", type=parse_size, default=(129, 257), help="input HxW (the demo's crop)")
     parser.add_argument("--batch", type=int, default=4, help="images per step")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per mode (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first")

@@ -16,7 +16,6 @@ Times are medians over --repeats calls after --warmup; preprocessing (the same n
 left out. The panoptic maps of the deploy backends are compared with the eager one (share of equal
 pixels).
 """
-import argparse
 import os
 import statistics
 import tempfile
@@ -24,8 +23,7 @@ import time
 
 import numpy as np
 
-from . import ROOT, HelpFormatter
-from .network import _parse_size
+from . import ROOT, network_parser
 
 DEFAULT_CONFIGS = [
     "configs/panoptic_deeplab/panoptic_deeplab_demo_cpu.yml",
@@ -135,12 +133,7 @@ def bench_config(config, size, repeats, warmup, threads, work):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="config files")
-    parser.add_argument("--size", type=_parse_size, default=(1025, 2049), help="network input HxW")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls (median)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls first")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads of the deploy backends")
+    parser = network_parser(__doc__, DEFAULT_CONFIGS, repeats=3, warmup=1)
     parser.add_argument("--work_dir", default=None, help="folder for the exported models (default: temporary)")
     args = parser.parse_args(argv)
     import paddle

@@ -9,27 +9,18 @@ under ``no_grad`` on a random input of the given size and prints parameters and 
 for a network forward; ``--dsconv-baseline`` adds, for each config, the same model with the
 other ``use_dsconv`` setting as a reference row (regular vs depthwise-separable ASPP).
 """
-import argparse
 import os
 import statistics
 import sys
 import time
 
-from . import ROOT, HelpFormatter
+from . import ROOT, network_parser
 
 DEFAULT_CONFIGS = [
     "configs/panoptic_deeplab/panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml",
     "configs/panoptic_deeplab/panoptic_deeplab_demo_cpu.yml",
 ]
 
-
-
-def _parse_size(text):
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must be HxW (e.g. 1025x2049), got {text!r}")
-    return h, w
 
 
 def build_model(config_path, use_dsconv=None):
@@ -66,16 +57,11 @@ def time_forward(model, size, batch, repeats, warmup):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="config files")
-    parser.add_argument("--size", type=_parse_size, default=(1025, 2049), help="input HxW (default 1025x2049)")
+    parser = network_parser(__doc__, DEFAULT_CONFIGS, repeats=1, warmup=0)
     parser.add_argument("--batch", type=int, default=1, help="images per forward")
-    parser.add_argument("--repeats", type=int, default=1, help="timed forwards (median)")
-    parser.add_argument("--warmup", type=int, default=0, help="untimed forwards first")
     parser.add_argument("--device", default="cpu", help="cpu or gpu")
     parser.add_argument("--dsconv-baseline", action="store_true",
                         help="also time each model with the opposite use_dsconv setting")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (OMP_NUM_THREADS)")
     args = parser.parse_args(argv)
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)

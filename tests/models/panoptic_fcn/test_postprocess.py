@@ -243,3 +243,50 @@ def test_eager_shortcuts_give_the_traced_maps():
     assert eager[2].size > 0 and (eager[1][:2] == 0).any()
     for a, b in zip(eager, traced):
         np.testing.assert_array_equal(a, b)
+
+
+def _cell_case(name, rng, post, h, w):
+    """(probs, keep, stuff) of one edge of the eager cell path (see dual_cells)."""
+    s = post.layout.num_stuff_channels
+    k = 60 if name == "crowded" else 10
+    probs = rng.uniform(size=(k, h, w)).astype(np.float32) ** 3
+    keep = rng.uniform(size=k) < 0.7
+    stuff = rng.uniform(size=(s, h, w)).astype(np.float32)
+    if name == "thresholds":  # corners on the mask threshold and within MARGIN of it, equal stuff channels
+        near = np.float32(0.4) + np.array([0, 1e-6, -1e-6, 2e-5, -2e-5], np.float32)
+        probs = rng.choice(near, size=(k, h, w)).astype(np.float32)
+        probs[:, :, :3] = 0.4
+        stuff[:, :3] = 0.5
+        stuff[[2, 5], :, 3:] = 0.7
+    elif name == "no_kernel":  # nothing kept, stuff everywhere
+        keep[:] = False
+        stuff[[0, 1, 3, 4, 6, 8, 10]] = 0.0
+    elif name == "crowded":  # every cell undecided for all 60 masks (more than a word's 53 bits): masks
+        # 0-52 cover (almost) nothing (0.4 and 0.4 - 2e-5 in a checkerboard), masks 53-59 vary
+        probs = np.where((np.arange(h)[:, None] + np.arange(w)) % 2 == 1, np.float32(0.39998), np.float32(0.4))
+        probs = np.concatenate([np.repeat(probs[None], 53, 0), rng.uniform(0.35, 0.45, size=(k - 53, h, w))])
+        probs = probs.astype(np.float32)
+        keep[:] = True
+    return probs * keep[:, None, None], keep, stuff
+
+
+@pytest.mark.parametrize("name, crop", [("soft", (0, 0)), ("thresholds", (3, 2)), ("no_kernel", (1, 0)),
+                                        ("crowded", (2, 3))])
+def test_eager_cell_path_gives_the_traced_maps(name, crop):
+    # Eagerly, without a resize after the crop, combine upsamples only the undecided cells (dual_cells);
+    # traced, all maps: the maps must be the same, also on the thresholds' edges and when no kernel survives.
+    rng = np.random.default_rng(len(name))
+    post = layer(stuff_area=0, instance_threshold=0.0)
+    h, w = 6, 8
+    probs, keep, stuff = _cell_case(name, rng, post, h, w)
+    k = len(keep)
+    scores = np.sort(rng.uniform(0.1, 1, size=k)).astype(np.float32)[::-1].copy()
+    classes = rng.integers(0, len(THINGS), size=k)
+    size = [4 * h - crop[0], 4 * w - crop[1]]
+    args = [t(probs), t(scores), t(classes, "int64"), t(keep, "bool"), t(stuff), t(size, "int64"), t(size, "int64")]
+    assert post._cell_grid(args[0], args[5], args[6]) == (h, w) + tuple(size)
+    eager = [o.numpy() for o in post.combine(*args)]
+    traced = [o.numpy() for o in paddle.jit.to_static(_Combine(post), full_graph=True)(*args)]
+    assert (eager[2].size > 0) == (name != "no_kernel")
+    for a, b in zip(eager, traced):
+        np.testing.assert_array_equal(a, b)

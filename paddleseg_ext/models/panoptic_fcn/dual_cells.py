@@ -163,31 +163,34 @@ def _undecided(probs, threshold, grid, pairs):
 
 
 def _units(cell_words, undecided, pairs, d):
-    """`thing_units`' units from the words of the cells [D] and `_undecided`'s slot words and codes."""
-    rep = paddle.zeros([d, 16], dtype="int64")  # the slot of the cell standing for each slot
-    if undecided is not None:
-        dirty, slot_words, code, count = undecided
-        # the slots of equal codes: sort each cell's 16 codes, a run of equal codes goes to its first slot
-        order = paddle.argsort(code, axis=1)
-        ordered = paddle.take_along_axis(code, order, axis=1)
-        new = paddle.concat([paddle.ones([code.shape[0], 1], dtype="bool"), ordered[:, 1:] != ordered[:, :-1]], 1)
-        start = paddle.cummax(_i64(new) * paddle.arange(16, dtype="int64"), axis=1)[0]
-        first = paddle.put_along_axis(order, order, paddle.take_along_axis(order, start, axis=1), axis=1)
-        own = paddle.arange(16, dtype="int64").unsqueeze(0) + paddle.zeros_like(first)
-        first = paddle.where((count <= WORD_BITS).unsqueeze(1), first, own)  # codes exact only up to WORD_BITS
-        rep = paddle.scatter(rep, dirty, first)
-    slot = paddle.arange(d * 16, dtype="int64")
-    key = slot // 16 * 16 + rep.flatten()  # the representative slot of each slot
-    is_unit = _i64(key == slot)
-    unit_of_slot = paddle.gather(paddle.cumsum(is_unit) - 1, key)
-    reps = paddle.nonzero(is_unit).flatten()  # [U]
+    """`thing_units`' units from the words of the cells [D] and `_undecided`'s slot words and codes.
+    Units are numbered by cell (one per cell without undecided masks), then by first slot."""
+    cell = paddle.arange(d, dtype="int64")
+    if undecided is None:
+        return cell_words, (cell.unsqueeze(1) + paddle.zeros([1, 16], dtype="int64")).flatten()
+    dirty, slot_words, code, count = undecided
+    # the slots of equal codes: sort each cell's 16 codes, a run of equal codes goes to its first slot
+    order = paddle.argsort(code, axis=1)
+    ordered = paddle.take_along_axis(code, order, axis=1)
+    new = paddle.concat([paddle.ones([code.shape[0], 1], dtype="bool"), ordered[:, 1:] != ordered[:, :-1]], 1)
+    start = paddle.cummax(_i64(new) * paddle.arange(16, dtype="int64"), axis=1)[0]
+    first = paddle.put_along_axis(order, order, paddle.take_along_axis(order, start, axis=1), axis=1)
+    own = paddle.arange(16, dtype="int64").unsqueeze(0) + paddle.zeros_like(first)
+    first = paddle.where((count <= WORD_BITS).unsqueeze(1), first, own)  # codes exact only up to WORD_BITS
+    is_rep = _i64(first == own)
+    per_cell = paddle.scatter(paddle.ones([d], dtype="int64"), dirty, is_rep.sum(axis=1))
+    offset = paddle.cumsum(per_cell) - per_cell  # first unit of each cell
+    rank = paddle.take_along_axis(paddle.cumsum(is_rep, axis=1) - 1, first, axis=1)  # [Dd, 16] in the cell
+    table = offset.unsqueeze(1) + paddle.zeros([1, 16], dtype="int64")
+    unit_of_slot = paddle.scatter(table, dirty, paddle.gather(offset, dirty).unsqueeze(1) + rank).flatten()
+    reps = paddle.nonzero(is_rep)  # [Ud, 2]: (dirty cell, slot), in unit order
+    rep_unit = paddle.gather(unit_of_slot, paddle.gather(dirty, reps[:, 0]) * 16 + reps[:, 1])
+    cell_of_unit = paddle.repeat_interleave(cell, per_cell)
     words = []
-    for j, word in enumerate(cell_words):
-        word = paddle.gather(word, reps // 16)
-        if undecided is not None:
-            full = paddle.scatter(paddle.zeros([d, 16], dtype="float64"), dirty, slot_words[j])
-            word = word + paddle.gather(full.flatten(), reps)
-        words.append(word)
+    for cell_word, slot_word in zip(cell_words, slot_words):
+        extra = paddle.gather_nd(slot_word, reps)  # the undecided masks' bits of the dirty units
+        word = paddle.gather(cell_word, cell_of_unit)
+        words.append(paddle.scatter(word, rep_unit, paddle.gather(word, rep_unit) + extra))
     return words, unit_of_slot
 
 
@@ -201,14 +204,15 @@ def argmax_channel(maps, grid):
     """
     upper, lower = cell_bounds(maps)
     d = upper.shape[1]
-    cand = upper >= lower.max(axis=0, keepdim=True) - MARGIN  # [C, D]: may be the argmax somewhere
-    count = _i64(cand).sum(axis=0)
-    channel = paddle.argmax(_f32(cand), axis=0).unsqueeze(1).expand([d, 16])  # the only candidate
+    cand = paddle.cast(upper >= lower.max(axis=0, keepdim=True) - MARGIN, "int32")  # [C, D]: may be the argmax
+    count = _i64(cand.sum(axis=0))
+    # where a cell has one candidate, it is the channel of the best lower bound
+    channel = paddle.argmax(lower, axis=0).unsqueeze(1).expand([d, 16])
     amb = paddle.nonzero(count >= 2).flatten()  # [A] undecided cells
     if amb.shape[0] == 0:
         return channel.flatten()
     # the candidates of each undecided cell, by cell then channel: a [A, m] table (m = most candidates)
-    pairs = paddle.nonzero(paddle.gather(_i64(cand).transpose([1, 0]), amb))  # [N, 2]: (j, channel)
+    pairs = paddle.nonzero(paddle.gather(cand, amb, axis=1).transpose([1, 0]))  # [N, 2]: (j, channel)
     values = cell_values(maps, pairs[:, 1], paddle.gather(amb, pairs[:, 0]), grid)
     m, a = int(count.max()), amb.shape[0]
     n_cand = paddle.gather(count, amb)

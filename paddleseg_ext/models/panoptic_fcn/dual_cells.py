@@ -106,7 +106,9 @@ def thing_units(probs, threshold, grid):
         probs: [K, h, w] float32 stride-4 probabilities; threshold: float; grid = (h, w, vh, vw).
     Returns:
         words: ceil(K / WORD_BITS) [U] float64 tensors (bit b of word j: mask j * WORD_BITS + b
-        covers the unit), unit_of_slot [D * 16] int64 (the unit of each slot, `slot_of_pixel`).
+        covers the unit), unit_of_slot [D * 16] int64 (the unit of each slot, `slot_of_pixel`);
+        None when more than half of the (mask, cell) pairs are undecided (then the full resize
+        is cheaper).
     """
     k, d = probs.shape[0], (grid[0] + 1) * (grid[1] + 1)
     # per corner 0 (at most threshold - MARGIN), 1 (near the threshold) or 2 (above threshold + MARGIN);
@@ -119,6 +121,8 @@ def thing_units(probs, threshold, grid):
     sure = _f32(total > 2.0 * corners - 0.5)  # [K, D] (integers: the halves only absorb rounding)
     undecided = paddle.logical_and(total > 0.5, total < 2.0 * corners - 0.5)
     pairs = paddle.nonzero(undecided.transpose([1, 0]))  # (cell, mask), by cell
+    if 2 * pairs.shape[0] > k * d:  # noise-like masks: a patch costs 4x a cell of the full resize
+        return None
     cell_words = []
     for lo in range(0, k, WORD_BITS):
         word = 0.0
@@ -200,7 +204,8 @@ def argmax_channel(maps, grid):
     Args:
         maps: [C, h, w] float32 stride-4 maps (values in [0, 1]); grid = (h, w, vh, vw).
     Returns:
-        [D * 16] int64 channel per slot (`slot_of_pixel`).
+        [D * 16] int64 channel per slot (`slot_of_pixel`); None when more than half of the
+        (channel, cell) pairs are candidates somewhere undecided (then the full resize is cheaper).
     """
     upper, lower = cell_bounds(maps)
     d = upper.shape[1]
@@ -213,6 +218,8 @@ def argmax_channel(maps, grid):
         return channel.flatten()
     # the candidates of each undecided cell, by cell then channel: a [A, m] table (m = most candidates)
     pairs = paddle.nonzero(paddle.gather(cand, amb, axis=1).transpose([1, 0]))  # [N, 2]: (j, channel)
+    if 2 * pairs.shape[0] > maps.shape[0] * d:
+        return None
     values = cell_values(maps, pairs[:, 1], paddle.gather(amb, pairs[:, 0]), grid)
     m, a = int(count.max()), amb.shape[0]
     n_cand = paddle.gather(count, amb)

@@ -29,21 +29,24 @@ configuration). Steps and rules (the original's ``panoptic_seg.py`` / ``head.py`
    the "things" channel) on the free pixels where it is the argmax, if that area >= stuff_area.
    Everything else is void.
 
-How step 5 avoids a loop over instances: at the original size, each pixel's set of covering masks
-(K <= max_instances bits) is packed into float64 words (53 bits each, exact), the distinct sets
-("patterns") are found by sorting (`group_values`), and the sequential acceptance is solved on the small
-[patterns x K] table: a kernel's acceptance depends only on earlier ones, so iterating
-``accept = f(accept)`` from any start reaches the sequential result after at most K + 1 rounds,
-and stops as soon as nothing changes (2-7 rounds in our runs). Memory stays at a few [H, W] vectors,
-one block of `mask_block` upsampled maps and the [R, K] pattern table. R is the number of distinct
-covering sets: 5 on the demo frames with the demo model, 12.7k for the benchmark's 100 heavily overlapping blobs;
-masks that are noise at every stride-4 cell would drive it towards the pixel count (then this step
-costs as much as a dense [K, H*W] one).
+How step 5 avoids a loop over instances: each pixel's set of covering masks (K <= max_instances
+bits) is packed into float64 words (53 bits each, exact), the distinct sets ("patterns") are found
+by sorting (`group_values`), and the sequential acceptance is solved on the small [patterns x K]
+table: a kernel's acceptance depends only on earlier ones, so iterating ``accept = f(accept)`` from
+any start reaches the sequential result after at most K + 1 rounds, and stops as soon as nothing
+changes (2-7 rounds in our runs). R, the number of distinct covering sets, is 5 on the demo frames
+with the demo model, 12.7k for the benchmark's 100 heavily overlapping blobs.
 
-Upsampling to the original size is most of the time (6-13 ms per map at 800x1333 on a CPU core).
-Eagerly, where sizes may follow the data, only the kept slots' masks and the stuff channels that
-have a kernel are upsampled (a dropped slot's mask and a channel without kernel are 0 everywhere);
-the traced graph, whose block loop needs static sizes, upsamples all of them: same maps either way.
+Where the pixels come from. Eagerly, when the crop `valid_hw` is the original size (no resize after
+it: the padding configs), nothing is upsampled whole: `dual_cells` decides each mask and the stuff
+argmax per 4x4 block of output pixels from the 4 stride-4 values they interpolate, upsamples only
+the undecided (mask, block) pairs, bit for bit as the full resize would (about 1 % of the pairs and
+15 % of the stuff blocks on the benchmark), and groups pixels by block before the pattern sort.
+Otherwise (traced, or a resize to another size) the masks are upsampled to the original size in
+blocks of `mask_block` (6-13 ms per map at 800x1333 on a CPU core; eagerly only the kept slots and
+the stuff channels that have a kernel, since a dropped slot's mask and a channel without kernel are
+0 everywhere; traced, all of them, the block loop needing static sizes). Same maps either way
+(tested): the eager shortcuts only leave out work whose result is known.
 
 Semantic output: the class of the panoptic segment; elsewhere the stuff argmax class when it is
 a stuff class, else the class of the best-scoring kept thing mask covering the pixel, else the
@@ -462,20 +465,23 @@ class PanopticFCNPostprocess(nn.Layer):
             keep = paddle.zeros([1], dtype="bool")
         top = probs.shape[0]
         eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
+        # eager, no resize after the crop: only the undecided cells are upsampled (dual_cells)
         grid = self._cell_grid(probs, valid_hw, ori_hw)
-        if grid is None:
+        units = None if grid is None else thing_units(probs, self.mask_threshold, grid)
+        if units is None:
             slot, any_slot, accept = self._upsampled_slots(probs, keep, eligible, valid_hw, ori_hw)
-            stuff_channel = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
-        else:  # eager, no resize after the crop: only the undecided cells are upsampled (dual_cells)
-            words, unit_of_slot = thing_units(probs, self.mask_threshold, grid)
-            bits, _, pattern = patterns_of_words(words, top, None)
-            pixel_slot = slot_of_pixel(grid)
-            pattern = paddle.gather(paddle.gather(pattern, unit_of_slot), pixel_slot)  # [HW]
+        else:
+            bits, _, pattern = patterns_of_words(units[0], top, None)
+            pattern = paddle.gather(paddle.gather(pattern, units[1]), slot_of_pixel(grid))  # [HW]
             counts = _f32(count_values(pattern, bits.shape[0]))
             accept, _ = accept_things(bits, counts, eligible, self.overlap_threshold)
             slot = paddle.gather(first_cover(bits, _f32(accept)), pattern)  # [HW] in [0, K]
             any_slot = paddle.gather(first_cover(bits, _f32(keep)), pattern)
-            stuff_channel = paddle.gather(argmax_channel(stuff_prob, grid), pixel_slot)
+        stuff_channel = None if grid is None else argmax_channel(stuff_prob, grid)
+        if stuff_channel is None:
+            stuff_channel = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
+        else:
+            stuff_channel = paddle.gather(stuff_channel, slot_of_pixel(grid))
         best_stuff = self._best_stuff(stuff_prob, valid_hw, ori_hw)
         return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
 

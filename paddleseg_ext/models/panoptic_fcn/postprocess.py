@@ -421,9 +421,8 @@ class PanopticFCNPostprocess(nn.Layer):
         kept = paddle.nonzero(_i64(keep)).flatten()
         rows = paddle.concat([kept, paddle.zeros([1], dtype="int64")])
         prob = F.sigmoid(paddle.matmul(paddle.gather(kernels, rows), feats))  # [kept + 1, hw4]
-        inside = prob > self.mask_threshold
-        mean_inside = paddle.where(inside, prob, paddle.zeros_like(prob)).sum(axis=1) / (
-            _f32(_i64(inside).sum(axis=1)) + 1e-6)
+        inside = _f32(prob > self.mask_threshold)  # 0 / 1: the products and counts are exact
+        mean_inside = (prob * inside).sum(axis=1) / (inside.sum(axis=1) + 1e-6)
         slots = paddle.concat([kept, paddle.full([1], k, dtype="int64")])  # padding -> extra slot k
         mean_inside = paddle.scatter(paddle.zeros([k + 1], dtype="float32"), slots, mean_inside)[:k]
         row_of = paddle.scatter(paddle.full([k + 1], 1, dtype="int64") * (paddle.shape(rows)[0].astype("int64") - 1),

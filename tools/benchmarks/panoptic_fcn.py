@@ -12,8 +12,9 @@ centre peaks (so that --things kernels survive fusion) and every stuff class pre
 `PanopticFCNPostprocess` (eager); the baseline (in this file) follows the original code's structure
 with Python loops over levels, kernels (fusion, rescoring, upsampling, painting) and stuff classes.
 Both run in fresh child processes; "peak extra MB" is the rise of peak RSS (ru_maxrss) during the
-first call (on GPU: paddle's max_memory_allocated rise); time is the median of the next calls. The
-panoptic maps are compared pixel for pixel.
+first call (on GPU: paddle's max_memory_allocated rise); times are the medians of the next calls, wall
+time and the process's CPU time (steadier on a machine shared with other jobs). The panoptic maps are
+compared pixel for pixel.
 
 network: forward time (eval, no_grad, random weights, backbone `pretrained` removed) of the R50-FPN
 PanopticFCN (also without its deformable position head, whose CPU kernel is slow) and of the R50

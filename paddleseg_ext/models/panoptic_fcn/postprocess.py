@@ -467,11 +467,12 @@ class PanopticFCNPostprocess(nn.Layer):
         # eager, no resize after the crop: only the undecided cells are upsampled (dual_cells)
         grid = self._cell_grid(probs, valid_hw, ori_hw)
         units = None if grid is None else thing_units(probs, self.mask_threshold, grid)
+        pixel_slot = None if grid is None else slot_of_pixel(grid)
         if units is None:
             slot, any_slot, accept = self._upsampled_slots(probs, keep, eligible, valid_hw, ori_hw)
         else:
             bits, _, pattern = patterns_of_words(units[0], top, None)
-            pattern = paddle.gather(paddle.gather(pattern, units[1]), slot_of_pixel(grid))  # [HW]
+            pattern = paddle.gather(paddle.gather(pattern, units[1]), pixel_slot)  # [HW]
             counts = _f32(count_values(pattern, bits.shape[0]))
             accept, _ = accept_things(bits, counts, eligible, self.overlap_threshold)
             slot = paddle.gather(first_cover(bits, _f32(accept)), pattern)  # [HW] in [0, K]
@@ -480,8 +481,8 @@ class PanopticFCNPostprocess(nn.Layer):
         if stuff_channel is None:
             stuff_channel = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
         else:
-            stuff_channel = paddle.gather(stuff_channel, slot_of_pixel(grid))
-        best_stuff = self._best_stuff(stuff_prob, valid_hw, ori_hw)
+            stuff_channel = paddle.gather(stuff_channel, pixel_slot)
+        best_stuff = self._best_stuff(stuff_prob, valid_hw, ori_hw, resize=grid is None)
         return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
 
     def _cell_grid(self, probs, valid_hw, ori_hw):
@@ -551,9 +552,10 @@ class PanopticFCNPostprocess(nn.Layer):
             best_i = paddle.where(best_v > 0, best_i, paddle.minimum(best_i, paddle.full_like(best_i, dropped)))
         return best_i
 
-    def _best_stuff(self, s_prob, valid_hw, ori_hw):
+    def _best_stuff(self, s_prob, valid_hw, ori_hw, resize=True):
         """For the semantic map's rare fallback: [HW] int64, the best stuff class channel (not the
-        "things" channel) taken at stride 4 and upsampled (nearest); 0 without stuff classes."""
+        "things" channel) taken at stride 4 and upsampled (nearest); 0 without stuff classes.
+        resize=False: ori_hw is known to equal valid_hw (a nearest resize to the same size is the identity)."""
         lay = self.layout
         first = 1 if lay.with_thing else 0
         if lay.num_stuff_channels <= first:  # no stuff class at all
@@ -562,7 +564,8 @@ class PanopticFCNPostprocess(nn.Layer):
         coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)
         up = F.interpolate(coarse, size=_scaled_size(coarse, self.common_stride), mode="nearest")
         up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
-        up = F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="nearest")
+        if resize:
+            up = F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="nearest")
         return _i64(up.flatten() + 0.5)
 
     def _assemble(self, slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top):

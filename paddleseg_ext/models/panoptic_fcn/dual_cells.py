@@ -111,15 +111,17 @@ def thing_units(probs, threshold, grid):
         is cheaper).
     """
     k, d = probs.shape[0], (grid[0] + 1) * (grid[1] + 1)
-    # per corner 0 (at most threshold - MARGIN), 1 (near the threshold) or 2 (above threshold + MARGIN);
-    # their sum over a cell's 1, 2 or 4 corners is 2 x corners when the whole cell is inside, 0 when it
-    # is outside, else the cell is undecided (a 2x2 convolution: 3x faster than pooling on CPU)
-    level = _f32(probs > threshold - MARGIN) + _f32(probs > threshold + MARGIN)
-    ones = paddle.ones([1, 1, 2, 2], dtype="float32")
-    total = F.conv2d(level.unsqueeze(1), ones, padding=1).reshape([k, -1])
-    corners = F.conv2d(paddle.ones([1, 1] + list(probs.shape[1:]), dtype="float32"), ones, padding=1).reshape([1, -1])
-    sure = _f32(total > 2.0 * corners - 0.5)  # [K, D] (integers: the halves only absorb rounding)
-    undecided = paddle.logical_and(total > 0.5, total < 2.0 * corners - 0.5)
+    # per corner 0 (at most threshold - MARGIN), 1 (near the threshold) or 2 (above threshold + MARGIN),
+    # summed over each cell's 4 corners by a 2x2 convolution (3x faster than pooling on CPU) with the edge
+    # rows and columns repeated (an edge cell's 1 or 2 corners then count 4 times): 8 when the whole
+    # cell is inside, 0 when it is outside, else undecided (integers: the halves only absorb rounding)
+    level = (_f32(probs > threshold - MARGIN) + _f32(probs > threshold + MARGIN)).unsqueeze(1)
+    level = paddle.concat([level[:, :, :1], level, level[:, :, -1:]], axis=2)
+    level = paddle.concat([level[:, :, :, :1], level, level[:, :, :, -1:]], axis=3)
+    total = F.conv2d(level, paddle.ones([1, 1, 2, 2], dtype="float32")).reshape([k, -1])
+    inside = total > 7.5
+    sure = _f32(inside)  # [K, D]
+    undecided = paddle.logical_and(total > 0.5, paddle.logical_not(inside))
     pairs = paddle.nonzero(undecided.transpose([1, 0]))  # (cell, mask), by cell
     if 2 * pairs.shape[0] > k * d:  # noise-like masks: a patch costs 4x a cell of the full resize
         return None

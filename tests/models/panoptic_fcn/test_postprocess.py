@@ -259,9 +259,12 @@ def _cell_case(name, rng, post, h, w):
         keep[:] = True
         stuff = rng.uniform(size=(s, h, w)).astype(np.float32)
     elif name == "thresholds":  # corners on the mask threshold and within MARGIN of it, equal stuff channels
-        near = np.float32(0.4) + np.array([0, 1e-6, -1e-6, 2e-5, -2e-5], np.float32)
-        probs = rng.choice(near, size=(k, h, w)).astype(np.float32)
-        probs[:, :, :3] = 0.4
+        # (columns 1-3 mostly above, a few corners just under the threshold; columns 4-7 the reverse)
+        high = np.float32(0.4) + np.array([2e-5, 2e-5, 2e-5, -9e-6, -1e-6, 0], np.float32)
+        low = np.float32(0.4) + np.array([-2e-5, -2e-5, -2e-5, 9e-6, 9e-6, 0], np.float32)
+        probs = np.concatenate([rng.choice(high, size=(k, h, 4)), rng.choice(low, size=(k, h, w - 4))], 2)
+        probs[:, :, :1] = 0.4
+        keep[:] = np.arange(k) == 0  # one mask: each of its pixels shows in the maps
         stuff[:, :3] = 0.5
         stuff[[2, 5], :, 3:] = 0.7
     elif name == "no_kernel":  # nothing kept, stuff everywhere

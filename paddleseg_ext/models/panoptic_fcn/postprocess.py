@@ -29,21 +29,24 @@ configuration). Steps and rules (the original's ``panoptic_seg.py`` / ``head.py`
    the "things" channel) on the free pixels where it is the argmax, if that area >= stuff_area.
    Everything else is void.
 
-How step 5 avoids a loop over instances: at the original size, each pixel's set of covering masks
-(K <= max_instances bits) is packed into float64 words (53 bits each, exact), the distinct sets
-("patterns") are found by sorting (`group_values`), and the sequential acceptance is solved on the small
-[patterns x K] table: a kernel's acceptance depends only on earlier ones, so iterating
-``accept = f(accept)`` from any start reaches the sequential result after at most K + 1 rounds,
-and stops as soon as nothing changes (2-7 rounds in our runs). Memory stays at a few [H, W] vectors,
-one block of `mask_block` upsampled maps and the [R, K] pattern table. R is the number of distinct
-covering sets: 5 on the demo frames with the demo model, 12.7k for the benchmark's 100 heavily overlapping blobs;
-masks that are noise at every stride-4 cell would drive it towards the pixel count (then this step
-costs as much as a dense [K, H*W] one).
+How step 5 avoids a loop over instances: each pixel's set of covering masks (K <= max_instances
+bits) is packed into float64 words (53 bits each, exact), the distinct sets ("patterns") are found
+by sorting (`group_values`), and the sequential acceptance is solved on the small [patterns x K]
+table: a kernel's acceptance depends only on earlier ones, so iterating ``accept = f(accept)`` from
+any start reaches the sequential result after at most K + 1 rounds, and stops as soon as nothing
+changes (2-7 rounds in our runs). R, the number of distinct covering sets, is 5 on the demo frames
+with the demo model, 12.7k for the benchmark's 100 heavily overlapping blobs.
 
-Upsampling to the original size is most of the time (6-13 ms per map at 800x1333 on a CPU core).
-Eagerly, where sizes may follow the data, only the kept slots' masks and the stuff channels that
-have a kernel are upsampled (a dropped slot's mask and a channel without kernel are 0 everywhere);
-the traced graph, whose block loop needs static sizes, upsamples all of them: same maps either way.
+Where the pixels come from. Eagerly, when the crop `valid_hw` is the original size (no resize after
+it: the padding configs), nothing is upsampled whole: `dual_cells` decides each mask and the stuff
+argmax per 4x4 block of output pixels from the 4 stride-4 values they interpolate, upsamples only
+the undecided (mask, block) pairs, bit for bit as the full resize would (about 1 % of the pairs and
+15 % of the stuff blocks on the benchmark), and groups pixels by block before the pattern sort.
+Otherwise (traced, or a resize to another size) the masks are upsampled to the original size in
+blocks of `mask_block` (6-13 ms per map at 800x1333 on a CPU core; eagerly only the kept slots and
+the stuff channels that have a kernel, since a dropped slot's mask and a channel without kernel are
+0 everywhere; traced, all of them, the block loop needing static sizes). Same maps either way
+(tested): the eager shortcuts only leave out work whose result is known.
 
 Semantic output: the class of the panoptic segment; elsewhere the stuff argmax class when it is
 a stuff class, else the class of the best-scoring kept thing mask covering the pixel, else the
@@ -60,12 +63,8 @@ from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 from ...compat import argsort_stable, gather_bool
 from ...postprocess.panoptic_ops import count_values
 from ...utils import UserInputError
+from .dual_cells import PART_BITS, WORD_BITS, argmax_channel, slot_of_pixel, thing_units
 
-#: bits per float64 word of the mask-pattern codes (sums of distinct powers of 2 below 2^53 are exact),
-#: built from float32 parts of PART_BITS bits (exact below 2^24): float32 matmuls and casts are ~10x
-#: faster than float64 ones on CPU
-WORD_BITS = 53
-PART_BITS = 24
 
 DEFAULTS = {
     "thing_threshold": 0.05,      # THING.THRES (FAST: 0.2)
@@ -280,9 +279,15 @@ def mask_patterns(probs, valid_hw, ori_hw, threshold, block, stride=4):
             value = paddle.cast(parts[q], "float64") * float(2 ** (q * PART_BITS))
             word = value if word is None else word + value
         words.append(word)
+    return patterns_of_words(words, k, paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]))
+
+
+def patterns_of_words(words, k, num_pixels):
+    """Group pixels by their covering set. words: one [P] float64 tensor per WORD_BITS masks (bit b of
+    word j: mask j * WORD_BITS + b covers the pixel), none when K = 0; num_pixels [1] int64 (P).
+    Returns `mask_patterns`' (bits [R, K], counts [R], inverse [P])."""
     # rep: one pixel of each pattern; no mask at all: one empty pattern
-    inverse, counts, rep = group_values(*(words or [paddle.zeros(
-        paddle.cast(paddle.prod(ori_hw), "int64").reshape([1]), dtype="int64")]))
+    inverse, counts, rep = group_values(*(words or [paddle.zeros(num_pixels, dtype="int64")]))
     bits = []
     for lo, word in zip(range(0, k, WORD_BITS), words):
         n = min(WORD_BITS, k - lo)
@@ -300,7 +305,7 @@ def first_cover(bits, accept):
     """Index of the first accepted mask of each pattern; K when none. bits [R, K], accept [K] float."""
     k = bits.shape[1]
     weight = paddle.arange(k + 1, 1, -1, dtype="float32")  # K + 1 .. 2: earlier masks weigh more
-    cover = bits * accept.unsqueeze(0) * weight.unsqueeze(0)
+    cover = bits * (accept * weight).unsqueeze(0)
     sentinel = paddle.full_like(cover.sum(axis=1, keepdim=True), 0.5)  # [R, 1], also when K = 0
     return paddle.argmax(paddle.concat([cover, sentinel], axis=1), axis=1)
 
@@ -317,16 +322,20 @@ def accept_things(bits, counts, eligible, overlap_threshold):
     k = bits.shape[1]
     area = paddle.matmul(counts.unsqueeze(0), bits).flatten()
     eligible = _f32(paddle.logical_and(eligible, area > 0))
-    later = paddle.arange(k, dtype="int64").unsqueeze(0)
+    idx = paddle.arange(k + 1, dtype="int64")
+    earlier = _f32(idx.unsqueeze(1) < idx[:k].unsqueeze(0))  # [K + 1, K]: j < k
     # only patterns covered by two masks or more can make an overlap; a zero row keeps the table
     # non-empty when there is none
     multi = paddle.nonzero(_i64(bits.sum(axis=1) >= 2)).flatten()
     bits = paddle.concat([paddle.gather(bits, multi), paddle.zeros_like(bits[:1])])
     counts = paddle.concat([paddle.gather(counts, multi), paddle.zeros_like(counts[:1])])
+    weighted = counts.unsqueeze(1) * bits  # [R, K] pixels
 
     def step(accept):
-        first = first_cover(bits, accept).unsqueeze(1)
-        inter = (counts.unsqueeze(1) * bits * _f32(first < later)).sum(axis=0)
+        # pixels of mask k whose first accepted mask j comes before k: the [j, k] sums of a one-hot
+        # matmul (integer sums below 2^24: exact in float32, in any order)
+        by_first = paddle.matmul(F.one_hot(first_cover(bits, accept), k + 1), weighted, transpose_x=True)
+        inter = (by_first * earlier).sum(axis=0)
         return eligible * _f32(inter <= overlap_threshold * area)
 
     def cond(accept, changed, it):
@@ -412,9 +421,8 @@ class PanopticFCNPostprocess(nn.Layer):
         kept = paddle.nonzero(_i64(keep)).flatten()
         rows = paddle.concat([kept, paddle.zeros([1], dtype="int64")])
         prob = F.sigmoid(paddle.matmul(paddle.gather(kernels, rows), feats))  # [kept + 1, hw4]
-        inside = prob > self.mask_threshold
-        mean_inside = paddle.where(inside, prob, paddle.zeros_like(prob)).sum(axis=1) / (
-            _f32(_i64(inside).sum(axis=1)) + 1e-6)
+        inside = _f32(prob > self.mask_threshold)  # 0 / 1: the products and counts are exact
+        mean_inside = (prob * inside).sum(axis=1) / (inside.sum(axis=1) + 1e-6)
         slots = paddle.concat([kept, paddle.full([1], k, dtype="int64")])  # padding -> extra slot k
         mean_inside = paddle.scatter(paddle.zeros([k + 1], dtype="float32"), slots, mean_inside)[:k]
         row_of = paddle.scatter(paddle.full([k + 1], 1, dtype="int64") * (paddle.shape(rows)[0].astype("int64") - 1),
@@ -455,8 +463,45 @@ class PanopticFCNPostprocess(nn.Layer):
             scores, classes = paddle.zeros([1], dtype=scores.dtype), paddle.zeros([1], dtype=classes.dtype)
             keep = paddle.zeros([1], dtype="bool")
         top = probs.shape[0]
-        stuff_channel, best_stuff = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
         eligible = paddle.logical_and(keep, scores >= self.instance_threshold)
+        # eager, no resize after the crop: only the undecided cells are upsampled (dual_cells)
+        grid = self._cell_grid(probs, valid_hw, ori_hw)
+        units = None if grid is None else thing_units(probs, self.mask_threshold, grid)
+        pixel_slot = None if grid is None else slot_of_pixel(grid)
+        if units is None:
+            slot, any_slot, accept = self._upsampled_slots(probs, keep, eligible, valid_hw, ori_hw)
+        else:
+            bits, _, pattern = patterns_of_words(units[0], top, None)
+            pattern = paddle.gather(paddle.gather(pattern, units[1]), pixel_slot)  # [HW]
+            counts = _f32(count_values(pattern, bits.shape[0]))
+            accept, _ = accept_things(bits, counts, eligible, self.overlap_threshold)
+            slot = paddle.gather(first_cover(bits, _f32(accept)), pattern)  # [HW] in [0, K]
+            any_slot = paddle.gather(first_cover(bits, _f32(keep)), pattern)
+        stuff_channel = None if grid is None else argmax_channel(stuff_prob, grid)
+        if stuff_channel is None:
+            stuff_channel = self._stuff_argmax(stuff_prob, valid_hw, ori_hw)
+        else:
+            stuff_channel = paddle.gather(stuff_channel, pixel_slot)
+        best_stuff = self._best_stuff(stuff_prob, valid_hw, ori_hw, resize=grid is None)
+        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
+
+    def _cell_grid(self, probs, valid_hw, ori_hw):
+        """(h, w, vh, vw) when `dual_cells` gives the maps exactly: eager, stride 4, maps of 2x2 or
+        more, the original size equal to the crop `valid_hw` (no resize); None otherwise."""
+        if not paddle.in_dynamic_mode() or self.common_stride != 4:
+            return None
+        h, w = int(probs.shape[1]), int(probs.shape[2])
+        vh, vw = (int(v) for v in paddle.cast(valid_hw, "int64").numpy())
+        same = [vh, vw] == [int(v) for v in paddle.cast(ori_hw, "int64").numpy()]
+        if not same or min(h, w) < 2 or not (0 < vh <= 4 * h and 0 < vw <= 4 * w):
+            return None
+        return h, w, vh, vw
+
+    def _upsampled_slots(self, probs, keep, eligible, valid_hw, ori_hw):
+        """Step 5's thing part on upsampled masks (traced, or a resize to another original size):
+        (slot [HW] int64: first accepted mask of each pixel, K if none; any_slot [HW]: first kept
+        mask; accept [K] bool)."""
+        top = probs.shape[0]
         live, sub_keep = None, keep
         if paddle.in_dynamic_mode():
             # Eagerly only the kept slots' masks are upsampled: a dropped slot's mask is all zero, it
@@ -476,12 +521,11 @@ class PanopticFCNPostprocess(nn.Layer):
             to_slot = paddle.concat([live, paddle.full([1], top, dtype="int64")])
             slot, any_slot = paddle.gather(to_slot, slot), paddle.gather(to_slot, any_slot)
             accept = paddle.scatter(paddle.zeros([top], dtype="int64"), live, _i64(accept)) > 0
-        return self._assemble(slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top)
+        return slot, any_slot, accept
 
     def _stuff_argmax(self, s_prob, valid_hw, ori_hw):
-        """Per-pixel argmax over the stuff channels at the original size, upsampling `mask_block`
-        channels at a time (ties: lower channel); and, for the semantic map's rare fallback, the
-        best stuff class (not the "things" channel) taken at stride 4 and upsampled (nearest)."""
+        """Per-pixel argmax [HW] int64 over the stuff channels at the original size, upsampling
+        `mask_block` channels at a time (ties: lower channel)."""
         lay = self.layout
         maps, channel, dropped = s_prob, None, None
         if paddle.in_dynamic_mode():
@@ -506,16 +550,23 @@ class PanopticFCNPostprocess(nn.Layer):
         if channel is not None:
             best_i = paddle.gather(channel, best_i)
             best_i = paddle.where(best_v > 0, best_i, paddle.minimum(best_i, paddle.full_like(best_i, dropped)))
+        return best_i
+
+    def _best_stuff(self, s_prob, valid_hw, ori_hw, resize=True):
+        """For the semantic map's rare fallback: [HW] int64, the best stuff class channel (not the
+        "things" channel) taken at stride 4 and upsampled (nearest); 0 without stuff classes.
+        resize=False: ori_hw is known to equal valid_hw (a nearest resize to the same size is the identity)."""
+        lay = self.layout
         first = 1 if lay.with_thing else 0
-        if lay.num_stuff_channels > first:
-            coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)
-            up = F.interpolate(coarse, size=_scaled_size(coarse, self.common_stride), mode="nearest")
-            up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
+        if lay.num_stuff_channels <= first:  # no stuff class at all
+            return paddle.zeros(paddle.cast(paddle.prod(paddle.cast(ori_hw, "int64")), "int64").reshape([1]),
+                                dtype="int64")
+        coarse = _f32(paddle.argmax(s_prob[first:], axis=0) + first).unsqueeze(0).unsqueeze(0)
+        up = F.interpolate(coarse, size=_scaled_size(coarse, self.common_stride), mode="nearest")
+        up = paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=paddle.cast(valid_hw, "int64"))
+        if resize:
             up = F.interpolate(up, size=paddle.cast(ori_hw, "int32"), mode="nearest")
-            best_stuff = _i64(up.flatten() + 0.5)
-        else:  # no stuff class at all
-            best_stuff = paddle.zeros_like(best_i)
-        return best_i, best_stuff
+        return _i64(up.flatten() + 0.5)
 
     def _assemble(self, slot, any_slot, stuff_channel, best_stuff, accept, scores, classes, ori_hw, top):
         lay = self.layout

@@ -6,6 +6,7 @@ import numpy as np
 import paddle
 import pytest
 
+from paddleseg_ext.models.panoptic_fcn.dual_cells import argmax_channel, thing_units
 from paddleseg_ext.models.panoptic_fcn.layout import ClassLayout
 from paddleseg_ext.models.panoptic_fcn.postprocess import (PanopticFCNPostprocess, accept_things, fuse_things,
                                                            mask_patterns, sort_desc, thing_candidates)
@@ -241,5 +242,64 @@ def test_eager_shortcuts_give_the_traced_maps():
     eager = [o.numpy() for o in post.combine(*args)]
     traced = [o.numpy() for o in paddle.jit.to_static(_Combine(post), full_graph=True)(*args)]
     assert eager[2].size > 0 and (eager[1][:2] == 0).any()
+    for a, b in zip(eager, traced):
+        np.testing.assert_array_equal(a, b)
+
+
+def _cell_case(name, rng, post, h, w):
+    """(probs, keep, stuff) of one edge of the eager cell path (see dual_cells)."""
+    s = post.layout.num_stuff_channels
+    k = 120 if name == "crowded" else 10
+    probs = rng.uniform(size=(k, h, w)).astype(np.float32) ** 3
+    keep = rng.uniform(size=k) < 0.7
+    stuff = rng.uniform(0, 0.3, size=(s, h, w)).astype(np.float32)  # channels 2, 5, 9 win columns 0-2, 3-5, 6-7
+    stuff[[2] * 3 + [5] * 3 + [9] * (w - 6), :, np.arange(w)] += 0.6
+    if name == "noise":  # most cells undecided: the full resize instead
+        probs = rng.uniform(0.3, 0.5, size=(k, h, w)).astype(np.float32)
+        keep[:] = True
+        stuff = rng.uniform(size=(s, h, w)).astype(np.float32)
+    elif name == "thresholds":  # corners on the mask threshold and within MARGIN of it, equal stuff channels
+        # (columns 1-3 mostly above, a few corners just under the threshold; columns 4-7 the reverse)
+        high = np.float32(0.4) + np.array([2e-5, 2e-5, 2e-5, -9e-6, -1e-6, 0], np.float32)
+        low = np.float32(0.4) + np.array([-2e-5, -2e-5, -2e-5, 9e-6, 9e-6, 0], np.float32)
+        probs = np.concatenate([rng.choice(high, size=(k, h, 4)), rng.choice(low, size=(k, h, w - 4))], 2)
+        probs[:, :, :1] = 0.4
+        keep[:] = np.arange(k) == 0  # one mask: each of its pixels shows in the maps
+        stuff[:, :3] = 0.5
+        stuff[[2, 5], :, 3:] = 0.7
+    elif name == "no_kernel":  # nothing kept, stuff everywhere
+        keep[:] = False
+        stuff[[0, 1, 3, 4, 6, 8, 10]] = 0.0
+    elif name == "crowded":  # every cell undecided for 60 masks (more than a word's 53 bits): masks
+        # 0-52 cover (almost) nothing (0.4 and 0.4 - 2e-5 in a checkerboard), masks 53-59 vary; the
+        # other 60 are 0 (under half of the pairs undecided: the cell path is kept)
+        probs = np.where((np.arange(h)[:, None] + np.arange(w)) % 2 == 1, np.float32(0.39998), np.float32(0.4))
+        probs = np.concatenate([np.repeat(probs[None], 53, 0), rng.uniform(0.35, 0.45, size=(7, h, w)),
+                                np.zeros((k - 60, h, w))]).astype(np.float32)
+        keep[:] = True
+    return probs * keep[:, None, None], keep, stuff
+
+
+@pytest.mark.parametrize("name, crop", [("soft", (0, 0)), ("thresholds", (3, 2)), ("no_kernel", (1, 0)),
+                                        ("crowded", (2, 3)), ("noise", (0, 1))])
+def test_eager_cell_path_gives_the_traced_maps(name, crop):
+    # Eagerly, without a resize after the crop, combine upsamples only the undecided cells (dual_cells);
+    # traced, all maps: the maps must be the same, also on the thresholds' edges and when no kernel survives.
+    rng = np.random.default_rng(len(name))
+    post = layer(stuff_area=0, instance_threshold=0.0, mask_block=32)
+    h, w = 6, 8
+    probs, keep, stuff = _cell_case(name, rng, post, h, w)
+    k = len(keep)
+    scores = np.sort(rng.uniform(0.1, 1, size=k)).astype(np.float32)[::-1].copy()
+    classes = rng.integers(0, len(THINGS), size=k)
+    size = [4 * h - crop[0], 4 * w - crop[1]]
+    args = [t(probs), t(scores), t(classes, "int64"), t(keep, "bool"), t(stuff), t(size, "int64"), t(size, "int64")]
+    grid = post._cell_grid(args[0], args[5], args[6])
+    assert grid == (h, w) + tuple(size)
+    cells = thing_units(args[0], 0.4, grid) is not None, argmax_channel(args[4], grid) is not None
+    assert cells == ((False, False) if name == "noise" else (True, True))
+    eager = [o.numpy() for o in post.combine(*args)]
+    traced = [o.numpy() for o in paddle.jit.to_static(_Combine(post), full_graph=True)(*args)]
+    assert (eager[2].size > 0) == (name != "no_kernel")
     for a, b in zip(eager, traced):
         np.testing.assert_array_equal(a, b)

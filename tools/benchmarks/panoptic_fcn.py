@@ -37,22 +37,13 @@ import types
 
 import numpy as np
 
-from . import ROOT, run_child
+from . import ROOT, parse_size, run_child
 
 FCN_CONFIG = "configs/panoptic_fcn/panoptic_fcn_r50_cityscapes.yml"
 DEEPLAB_CONFIG = "configs/panoptic_deeplab/panoptic_deeplab_resnet50_os32_cityscapes_1025x513_bs8_90k_lr00005.yml"
 DEMO_CONFIG = "configs/panoptic_fcn/panoptic_fcn_demo_cpu.yml"
 NUM_CLASSES, THING_IDS = 133, list(range(80))  # COCO train ids
 LABEL_DIVISOR, VOID = 1000, 255000
-STRIDES = (8, 16, 32, 64, 128)
-
-
-def _size(text):
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("sizes are HxW, e.g. 800x1333, got {!r}".format(text))
-    return h, w
 
 
 def _feature(size, stride):
@@ -73,9 +64,11 @@ def _smooth_fields(rng, n, h, w, cells=6):
 def make_outputs(h, w, things, seed=0, e=64):
     """Synthetic PanopticFCN outputs (list of numpy arrays, batch 1) for an h x w image padded to a
     multiple of 32; returns (outputs, padded [H, W], image [h, w])."""
+    from paddleseg_ext.models.panoptic_fcn.targets import DEFAULT_STRIDES
+
     rng = np.random.default_rng(seed)
     ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
-    sizes = [(_feature(ph, s), _feature(pw, s)) for s in STRIDES]
+    sizes = [(_feature(ph, s), _feature(pw, s)) for s in DEFAULT_STRIDES]
     t, s = 80, 54
     centers = [np.full((1, t, a, b), -8.0, np.float32) for a, b in sizes]
     regions = [np.full((1, s, a, b), -8.0, np.float32) for a, b in sizes]
@@ -110,8 +103,9 @@ def baseline_postprocess(outputs, valid_hw, ori_hw, layout, p):
     """The original algorithm with Python loops over levels, kernels and classes (Paddle ops)."""
     import paddle
     import paddle.nn.functional as F
+    from paddleseg_ext.models.panoptic_fcn.targets import DEFAULT_STRIDES
 
-    lv = len(STRIDES)
+    lv = len(DEFAULT_STRIDES)
     centers, regions = outputs[:lv], outputs[lv:2 * lv]
     tmaps, smaps, encode, bias = outputs[2 * lv:3 * lv], outputs[3 * lv:4 * lv], outputs[4 * lv], outputs[4 * lv + 1]
     e = encode.shape[1]
@@ -415,13 +409,13 @@ def overfit(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="benchmark.py panoptic_fcn", description=__doc__.split("\n")[0])
     parser.add_argument("--what", default="postprocess,network", help="comma list of postprocess, network, overfit")
-    parser.add_argument("--size", type=_size, default=(800, 1333), help="post-processing image HxW")
+    parser.add_argument("--size", type=parse_size, default=(800, 1333), help="post-processing image HxW")
     parser.add_argument("--things", type=int, default=100, help="thing kernels reaching the combination")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ref-repeat", type=int, default=1)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--net-size", type=_size, default=(512, 1024))
+    parser.add_argument("--net-size", type=parse_size, default=(512, 1024))
     parser.add_argument("--net-repeats", type=int, default=2)
     parser.add_argument("--fcn-config", default=FCN_CONFIG)
     parser.add_argument("--deeplab-config", default=DEEPLAB_CONFIG)

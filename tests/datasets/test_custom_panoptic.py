@@ -255,7 +255,8 @@ def test_model_classes_come_from_the_dataset(street, tmp_path, name):
     cfg = load_config(path)
     assert "num_classes" not in cfg.model_cfg
     builder, model = build_model(cfg, path)
-    assert cfg.model_cfg["num_classes"] == 5
+    assert "num_classes" not in cfg.model_cfg  # filled in build_model's copy, not the caller's config
+    assert builder.config.model_cfg["num_classes"] == 5
     assert getattr(model, "num_classes", 5) == 5
     if "fcn" in name:
         assert model.thing_ids == [0, 2]

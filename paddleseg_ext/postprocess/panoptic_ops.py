@@ -42,6 +42,9 @@ TRACED_GROUP_PARTS = 16
 # Where the extra "no centre" candidate sits: its squared distance (~2e16) exceeds that to any
 # real centre, so it wins only when K = 0, and keeps argmin defined then without a branch.
 _FAR_AWAY = 1e8
+# Side of the square cells that screen the grouping (see nearest_center): 16 px cells over a 1025 x 2049
+# image are 8.3k cells, so the cell x centre tables stay small next to the P thing pixels.
+SCREEN_CELL = 16
 
 
 def count_values(x, length, weights=None):
@@ -200,8 +203,9 @@ def nearest_center(qy, qx, centers, block=None, extent=None):
     # One padding point outside the image (so sent to the exact path) keeps every tensor non-empty (Paddle 2.6).
     qy = paddle.concat([qy, paddle.full([1], -1.0, dtype=qy.dtype)])
     qx = paddle.concat([qx, paddle.full([1], -1.0, dtype=qx.dtype)])
-    ny = ((extent[0] + SCREEN_CELL - 1) // SCREEN_CELL).astype(qy.dtype)
-    nx = ((extent[1] + SCREEN_CELL - 1) // SCREEN_CELL).astype(qy.dtype)
+    ny, nx = _grid_shape(extent)
+    owner = _cell_owner(c, ny, nx)
+    ny, nx = ny.astype(qy.dtype), nx.astype(qy.dtype)
 
     def ring_index(q, count):  # cell index + 1 along one axis: 0 and count + 1 are the ring outside the image
         i = paddle.floor(q * (1.0 / SCREEN_CELL))  # exact: a power of two
@@ -209,26 +213,27 @@ def nearest_center(qy, qx, centers, block=None, extent=None):
         return paddle.minimum(i, count) + 1.0
 
     cell = (ring_index(qy, ny) * (nx + 2.0) + ring_index(qx, nx)).astype("int64")  # < 2^24 cells: exact
-    choice = paddle.gather(_cell_owner(c, extent), cell)
+    choice = paddle.gather(owner, cell)
     todo = paddle.nonzero(choice < 0).flatten()
     exact = _nearest_exact(paddle.gather(qy, todo), paddle.gather(qx, todo), cmat, block)
     return paddle.slice(paddle.scatter(choice, todo, exact, overwrite=True), [0], [0], n.reshape([1]))
 
 
-# Side of the square cells that screen the grouping (see nearest_center): 16 px cells over a 1025 x 2049
-# image are 8.3k cells, so the cell x centre tables stay small next to the P thing pixels.
-SCREEN_CELL = 16
+def _grid_shape(extent):
+    """(ny, nx) int64 scalar tensors: the cells of side SCREEN_CELL that tile an image of `extent`
+    ((height, width) int64 scalar tensors), ny = ceil(height / SCREEN_CELL), nx likewise."""
+    return (extent[0] + SCREEN_CELL - 1) // SCREEN_CELL, (extent[1] + SCREEN_CELL - 1) // SCREEN_CELL
 
 
-def _cell_owner(c, extent):
+def _cell_owner(c, ny, nx):
     """The one centre that can be nearest to any point of each cell, or -1.
 
     Args:
         c: [K + 1, 2] float64 centres (y, x), the last one the far-away "no centre".
-        extent: (height, width) int64 scalar tensors; cells of side SCREEN_CELL tile [0, height) x [0, width).
+        ny, nx: int64 scalar tensors, the cells of side SCREEN_CELL along each axis (`_grid_shape`).
     Returns:
         [(ny + 2) * (nx + 2)] int64 owner index per cell (row-major, with a ring of ownerless cells around
-        the image), ny = ceil(height / SCREEN_CELL), nx likewise.
+        the image).
 
     A centre can be nearest to a point of a cell only if its smallest distance to the cell is at most the
     smallest, over all centres, of the largest distance to the cell; a cell where a single centre passes
@@ -236,8 +241,6 @@ def _cell_owner(c, extent):
     terms are integers below 2^53 (cell corners and centres), so the test is exact in float64.
     """
     s = float(SCREEN_CELL)
-    ny = (extent[0] + SCREEN_CELL - 1) // SCREEN_CELL
-    nx = (extent[1] + SCREEN_CELL - 1) // SCREEN_CELL
 
     def axis_bounds(n, centre):  # [n, K + 1] smallest and largest squared distance along one axis
         lo = paddle.arange(n, dtype="int64").astype("float64").unsqueeze(1) * s

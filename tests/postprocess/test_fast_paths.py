@@ -85,7 +85,8 @@ def test_screening_owns_cells_far_from_boundaries():
     the bisector), and a cell the bisector crosses belongs to nobody."""
     centers = paddle.to_tensor([[8, 8], [8, 200]], dtype="int64")
     c = paddle.concat([centers.astype("float64"), paddle.full([1, 2], 1e8, dtype="float64")], axis=0)
-    owner = ops._cell_owner(c, (paddle.to_tensor(16, dtype="int64"), paddle.to_tensor(224, dtype="int64"))).numpy()
+    owner = ops._cell_owner(c, *ops._grid_shape((paddle.to_tensor(16, dtype="int64"),
+                                                    paddle.to_tensor(224, dtype="int64")))).numpy()
     owner = owner.reshape(3, 16)  # one row of 14 cells inside a ring of ownerless cells
     assert (owner[0] == -1).all() and (owner[2] == -1).all() and owner[1, 0] == -1 and owner[1, -1] == -1
     assert owner[1, 1:4].tolist() == [0, 0, 0] and owner[1, -4:-1].tolist() == [1, 1, 1]

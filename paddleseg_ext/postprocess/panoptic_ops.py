@@ -255,7 +255,8 @@ def _cell_owner(c, ny, nx):
     # nearest_center sends the points beyond the image; the ring's cells belong to nobody
     cells = paddle.arange((ny + 2) * (nx + 2), dtype="int64")
     row_of, col_of = cells // (nx + 2) - 1, cells % (nx + 2) - 1
-    inside = paddle.logical_and(paddle.logical_and(row_of >= 0, row_of < ny), paddle.logical_and(col_of >= 0, col_of < nx))
+    inside = paddle.logical_and(paddle.logical_and(row_of >= 0, row_of < ny),
+                                paddle.logical_and(col_of >= 0, col_of < nx))
     row_of = paddle.maximum(paddle.minimum(row_of, ny - 1), paddle.zeros([1], dtype="int64"))
     col_of = paddle.maximum(paddle.minimum(col_of, nx - 1), paddle.zeros([1], dtype="int64"))
     nearest = paddle.gather(near_y, row_of) + paddle.gather(near_x, col_of)  # [cells, K + 1]

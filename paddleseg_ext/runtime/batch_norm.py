@@ -194,11 +194,11 @@ class BlendBatchNorm(nn.Layer):
             self.add_parameter(name, param)
         self.replaced, self._blend = [layer], blend  # a list: not a sublayer (its state_dict stays ours)
         self._axis = _channel_axis(layer)
+        self._layout = "NCHW" if self._axis == 1 else "NHWC"  # F.batch_norm's names for NC* / N*C of any rank
 
     def forward(self, x):
         layer = self.replaced[0]
         mean, var, eps = layer._mean, layer._variance, layer._epsilon
-        layout = "NCHW" if self._axis == 1 else "NHWC"  # F.batch_norm's names for NC* / N*C of any rank
         weight, bias = layer.weight, layer.bias
         if self.training:
             a = self._blend.alpha
@@ -208,7 +208,8 @@ class BlendBatchNorm(nn.Layer):
             shift = -a * (batch_mean - mean) * scale
             weight = scale * paddle.sqrt(var + eps)
             bias = shift if bias is None else bias + shift
-        y = nn.functional.batch_norm(x, mean, var, weight, bias, training=False, epsilon=eps, data_format=layout)
+        y = nn.functional.batch_norm(x, mean, var, weight, bias, training=False, epsilon=eps,
+                                     data_format=self._layout)
         act = getattr(layer, "_act", None)  # the legacy BatchNorm's `act`
         return y if act is None else getattr(nn.functional, act)(y)
 

@@ -11,13 +11,12 @@ import paddle
 import pytest
 from visualdl import LogReader, LogWriter
 
-from paddleseg_ext.core.hooks import (BatchNormSchedule, Checkpointer, EvalHook, HookBase, LoopState, LRScheduler,
-                                      MetricsLogger, StopOnSignal, VisualDL)
+from paddleseg_ext.core.hooks import (EVENTS, BatchNormSchedule, Checkpointer, EvalHook, HookBase, LoopState,
+                                      LRScheduler, MetricsLogger, StopOnSignal, VisualDL)
 from paddleseg_ext.core.signals import Interrupted
 from tests.core.conftest import tiny_model_and_optimizer
 
 
-EVENTS = ("before_train", "before_step", "after_step", "after_train", "before_eval", "after_eval")
 
 
 class Recorder(HookBase):
@@ -61,7 +60,7 @@ def test_a_hook_without_an_event_method_is_passed_over_and_unknown_events_are_re
     for event in EVENTS:
         state.call(event)
     assert events == [("r", "before_train", 0), ("r", "before_step", 0), ("only", 0), ("r", "after_step", 0),
-                      ("r", "after_train", 0), ("r", "before_eval", 0), ("r", "after_eval", 0)]
+                      ("r", "before_eval", 0), ("r", "after_eval", 0), ("r", "after_train", 0)]
     with pytest.raises(ValueError, match="before_stop"):
         state.call("before_stop")
 

@@ -63,7 +63,7 @@ from panoptic_metrics.panoptic_io import DEFAULT_VOID_LABEL
 from ...compat import argsort_stable, gather_bool
 from ...postprocess.panoptic_ops import count_values
 from ...utils import UserInputError
-from .dual_cells import PART_BITS, WORD_BITS, argmax_channel, slot_of_pixel, thing_units
+from .dual_cells import PART_BITS, WORD_BITS, _f32, _i64, argmax_channel, slot_of_pixel, thing_units
 
 
 DEFAULTS = {
@@ -88,14 +88,6 @@ _SETTING_TYPES = {"thing_threshold": float, "stuff_threshold": float, "top_per_l
                   "similarity_threshold": float, "class_specific": bool, "mask_threshold": float,
                   "score_threshold": float, "max_instances": int, "overlap_threshold": float,
                   "stuff_area": float, "instance_threshold": float, "mask_block": int}
-
-
-def _i64(x):
-    return paddle.cast(x, "int64")
-
-
-def _f32(x):
-    return paddle.cast(x, "float32")
 
 
 @paddle.jit.not_to_static

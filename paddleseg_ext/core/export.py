@@ -226,15 +226,21 @@ def convert_to_onnx(model_file, params_file, onnx_path, opset=ONNX_OPSET, output
     return onnx_path
 
 
+def _save_program(net, spec, folder):
+    """Trace `net` for `spec` and save it as `folder`/model.* (paddle.jit.save); returns the program's file name."""
+    paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True), os.path.join(folder, "model"),
+                    input_spec=spec)
+    return _model_file(folder, "model")
+
+
 def _export_onnx(net, spec, save_dir):
     """Trace `net` with ONNX-convertible ops only, save the program in a folder beside, convert it to
     `save_dir`/ONNX_FILE and remove the folder. Returns ONNX_FILE."""
     work = os.path.join(save_dir, ".paddle_program")
     try:
         with onnx_compatible():
-            paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True), os.path.join(work, "model"),
-                            input_spec=spec)
-        convert_to_onnx(os.path.join(work, _model_file(work, "model")), os.path.join(work, "model.pdiparams"),
+            model_file = _save_program(net, spec, work)
+        convert_to_onnx(os.path.join(work, model_file), os.path.join(work, "model.pdiparams"),
                         os.path.join(save_dir, ONNX_FILE))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -275,9 +281,7 @@ def export(config, model_path, save_dir, input_shape=None, postprocess=None, ver
     # have 'place' interface", 2.6's force_cpu deprecation, "New Executor is Running"): shown with --verbose
     with log.quiet_paddle(verbose):
         if format != "onnx":
-            paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True),
-                            os.path.join(save_dir, "model"), input_spec=spec)
-            model_file, params_file = _model_file(save_dir, "model"), "model.pdiparams"
+            model_file, params_file = _save_program(net, spec, save_dir), "model.pdiparams"
         if format != "paddle":
             onnx_file = _export_onnx(onnx_net, spec, save_dir)
 

@@ -46,6 +46,29 @@ _HAS_BOOL_GATHER = PADDLE_VERSION >= (3, 0)
 _EMPTY_OPS_OK = PADDLE_VERSION >= (3, 0)
 
 
+def cpu_view(arr):
+    """A CPU paddle tensor that shares the memory of the numpy array `arr` (no copy), or None where that is
+    not possible (not C-contiguous, read only, a dtype without a DLPack code). Paddle 2.6's from_dlpack takes
+    only the capsule, 3.x also the array."""
+    if not (isinstance(arr, np.ndarray) and arr.flags.c_contiguous and arr.flags.writeable):
+        return None
+    try:
+        return paddle.utils.dlpack.from_dlpack(arr if PADDLE_VERSION >= (3, 0) else arr.__dlpack__())
+    except (AttributeError, BufferError, TypeError, ValueError, RuntimeError):
+        return None
+
+
+def numpy_view(tensor):
+    """A numpy array sharing the memory of the CPU paddle tensor `tensor` (no copy), or None where that is
+    not possible (another device, Paddle 2.6: its tensors have no ``__dlpack__``)."""
+    if not tensor.place.is_cpu_place():
+        return None
+    try:
+        return np.from_dlpack(tensor)
+    except (AttributeError, BufferError, TypeError, ValueError, RuntimeError):
+        return None
+
+
 def argsort_stable(x, descending=False):
     """Indices that sort the 1-D tensor `x`, equal values kept in index order (like numpy's
     ``argsort(kind="stable")``; descending: order by (-x, index)). `x` must hold no NaN."""
@@ -82,10 +105,12 @@ def gather_bool(mask, index):
     return paddle.gather(mask.astype("int32"), index).astype("bool")  # Paddle 2.6 (int32: a kernel on CPU and GPU)
 
 
-def flatten_bool(mask):
-    """``mask.flatten()`` of a bool tensor, as a reshape: Paddle 2.6's static-graph flatten refuses bool, and
-    Paddle Inference copies a flatten's input where a reshape is a view."""
-    return mask.reshape([-1])
+def nonzero_1d(mask):
+    """[N] int64 indices of the True values of a 1-D bool tensor (N may be 0). A reshape of nonzero's [N, 1]
+    where it can (Paddle Inference copies a flatten's input, and reshapes a fresh tensor in place); Paddle 2.6's
+    static graph needs flatten for N = 0."""
+    found = paddle.nonzero(mask)
+    return found.reshape([-1]) if _EMPTY_OPS_OK else found.flatten()
 
 
 def floor_divmod(flat, width):
@@ -98,15 +123,13 @@ def floor_divmod(flat, width):
     return paddle.slice(padded // width, [0], [0], [n]), paddle.slice(padded % width, [0], [0], [n])
 
 
-def raster_yx(flat, width):
-    """[N, 2] int64 (y, x) of the raster indices `flat` ([N] int64, N may be 0) in rows of `width`
-    (a scalar int64 tensor)."""
-    if _EMPTY_OPS_OK:
-        return paddle.stack([flat // width, flat % width], axis=1)
-    # Paddle 2.6: one padding element keeps N > 0, dropped at the end.
-    n = paddle.shape(flat)[0]
-    padded = paddle.concat([flat, paddle.zeros([1], dtype=flat.dtype)])
-    return paddle.slice(paddle.stack([padded // width, padded % width], axis=1), [0], [0], [n])
+def write_at(x, index, values, inplace=True):
+    """x with x[index] = values, for a 1-D `x`, [M] int64 `index` without repeats (M may be 0) and [M] values:
+    index_put, in place unless `inplace` is False (x must then be the caller's own tensor). Paddle 2.6's
+    index_put fails on M = 0 ("The expanded size cannot be zero"): scatter there."""
+    if not _EMPTY_OPS_OK:
+        return paddle.scatter(x, index, values, overwrite=True)
+    return paddle.index_put_(x, (index,), values) if inplace else paddle.index_put(x, (index,), values)
 
 
 def bincount(x, length, weights=None):

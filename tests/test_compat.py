@@ -62,25 +62,39 @@ def test_argsort_stable_by_key_traced():
         np.testing.assert_array_equal(fn(t).numpy(), numpy_stable(x, True))
 
 
-def test_gather_and_flatten_bool():
-    mask = np.array([[True, False, True], [False, False, True]])
+def test_gather_bool():
+    mask = np.array([True, False, True, False, False, True])
     index = np.array([5, 0, 1, 5, 2], dtype=np.int64)
-    flat = compat.flatten_bool(paddle.to_tensor(mask))
-    assert flat.dtype == paddle.bool
-    np.testing.assert_array_equal(flat.numpy(), mask.ravel())
-    got = compat.gather_bool(flat, paddle.to_tensor(index))
+    got = compat.gather_bool(paddle.to_tensor(mask), paddle.to_tensor(index))
     assert got.dtype == paddle.bool
-    np.testing.assert_array_equal(got.numpy(), mask.ravel()[index])
+    np.testing.assert_array_equal(got.numpy(), mask[index])
+
+
+class _NonzeroThenGather(paddle.nn.Layer):
+    def forward(self, values):
+        return paddle.gather(values, compat.nonzero_1d(values > 0.5))
+
+
+@pytest.mark.parametrize("values", [[], [0.1, 0.2], [0.9, 0.1, 0.7]])
+def test_nonzero_1d_eager_and_traced(values):
+    """Indices of the True values, and a gather with them, also when there are none (traced: Paddle 2.6's
+    reshape of an empty [0, 1] fails there)."""
+    x = np.asarray(values, np.float32)
+    t = paddle.to_tensor(x) if x.size else paddle.zeros([0], dtype="float32")
+    found = compat.nonzero_1d(t > 0.5)
+    assert list(found.shape) == [int((x > 0.5).sum())]
+    np.testing.assert_array_equal(found.numpy().reshape(-1), np.flatnonzero(x > 0.5))
+    if x.size:  # (an empty input fails earlier on Paddle 2.6, in the comparison: see _EMPTY_OPS_OK)
+        traced = paddle.jit.to_static(_NonzeroThenGather(), input_spec=[paddle.static.InputSpec([None], "float32")],
+                                      full_graph=True)
+        np.testing.assert_array_equal(traced(t).numpy().reshape(-1), x[x > 0.5])
 
 
 @pytest.mark.parametrize("n", [0, 1, 9])
-def test_raster_yx_divmod_and_bincount_with_empty_inputs(n):
+def test_divmod_and_bincount_with_empty_inputs(n):
     width = paddle.to_tensor(4, dtype="int64")
     flat = np.arange(n, dtype=np.int64) * 3
     t = paddle.to_tensor(flat) if n else paddle.zeros([0], dtype="int64")
-    yx = compat.raster_yx(t, width)
-    assert list(yx.shape) == [n, 2]
-    np.testing.assert_array_equal(yx.numpy().reshape(n, 2), np.stack([flat // 4, flat % 4], axis=1).reshape(n, 2))
     y, x = compat.floor_divmod(t, width)
     assert list(y.shape) == [n] and list(x.shape) == [n]
     np.testing.assert_array_equal(y.numpy().reshape(n), flat // 4)
@@ -175,3 +189,28 @@ def test_amp_flags_train(demo_root, tmp_path, precision, level):
     losses = [float(v) for v in re.findall(r"\[TRAIN\] iter: \d+/\d+, loss: ([0-9.]+)", out)]
     assert len(losses) == 2 and all(np.isfinite(losses)), out[-3000:]
     assert os.path.isfile(str(tmp_path / "out" / "iter_2" / "model.pdparams"))
+
+
+class _WriteAt(paddle.nn.Layer):
+    def __init__(self, inplace):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x, index, values):
+        return compat.write_at(x * 1, index, values, self.inplace)
+
+
+@pytest.mark.parametrize("inplace", [True, False])
+@pytest.mark.parametrize("index", [[], [4], [0, 2, 5]])
+def test_write_at_eager_and_traced(index, inplace):
+    x = np.arange(6, dtype=np.int64) * 10
+    idx = np.asarray(index, np.int64)
+    values = -np.arange(1, idx.size + 1, dtype=np.int64)
+    expected = x.copy()
+    expected[idx] = values
+    ti = paddle.to_tensor(idx) if idx.size else paddle.zeros([0], dtype="int64")
+    tv = paddle.to_tensor(values) if idx.size else paddle.zeros([0], dtype="int64")
+    np.testing.assert_array_equal(compat.write_at(paddle.to_tensor(x), ti, tv, inplace).numpy(), expected)
+    spec = [paddle.static.InputSpec([None], "int64")] * 3
+    traced = paddle.jit.to_static(_WriteAt(inplace), input_spec=spec, full_graph=True)
+    np.testing.assert_array_equal(traced(paddle.to_tensor(x), ti, tv).numpy(), expected)

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import yaml
 
+from ..compat import cpu_view
 from ..datasets.panoptic_dataset import build_transforms
 from ..models.base import INFERENCE_OUTPUTS
 from ..runtime.device import has_gpu
@@ -136,9 +137,10 @@ class StaticPredictor(DeployedModel):
                                                     cpu_threads, use_onednn, use_trt, precision)
         self.input_names = self.predictor.get_input_names()
         self.output_names = self.predictor.get_output_names()
+        self.on_cpu = device != "gpu"
 
     def run(self, x, valid_hw, ori_hw):
-        return run_paddle_inference(self.predictor, (x, valid_hw, ori_hw))
+        return run_paddle_inference(self.predictor, (x, valid_hw, ori_hw), self.on_cpu)
 
 
 def paddle_inference_predictor(model_file, params_file, device="cpu", use_ir_optim=True, cpu_threads=None,
@@ -168,12 +170,21 @@ def paddle_inference_predictor(model_file, params_file, device="cpu", use_ir_opt
     return inference.create_predictor(config)
 
 
-def run_paddle_inference(predictor, inputs):
-    """Feed the numpy `inputs` (in the predictor's input order), run, return the outputs (numpy list)."""
+def run_paddle_inference(predictor, inputs, on_cpu=True):
+    """Feed the numpy `inputs` (in the predictor's input order), run, return the outputs (numpy list).
+
+    On CPU (`on_cpu`) an input is shared with the predictor, not copied, where numpy and DLPack allow
+    (`compat.cpu_view`): copying the inputs of a 1025x2049 post-processing (40 MB) takes ~4 ms on 2 cores."""
+    views = []  # alive until the run is over
     for name, arr in zip(predictor.get_input_names(), inputs):
         handle = predictor.get_input_handle(name)
-        handle.reshape(list(arr.shape))
-        handle.copy_from_cpu(arr)
+        view = cpu_view(arr) if on_cpu else None
+        if view is None:
+            handle.reshape(list(arr.shape))
+            handle.copy_from_cpu(arr)
+        else:
+            handle.share_external_data(view)
+            views.append(view)
     predictor.run()
     return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
 

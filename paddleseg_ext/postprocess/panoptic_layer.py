@@ -58,11 +58,11 @@ class PanopticPostprocess(nn.Layer):
         self.group_block = group_block
 
     def forward(self, semantic, center, offset):
-        return self.group(semantic, center.squeeze(0), offset)
+        return self.group(semantic, center, offset)  # find_centers reads [1, H, W] as it is: no squeezed copy
 
     def group(self, semantic, heat, offset, groups=None, clamp=True):
         """`panoptic_ops.panoptic_from_outputs` with this layer's settings: semantic int [H, W], heat
-        float32 [H, W], offset float32 [2, H, W] -> (panoptic int64 [H, W], centers int64 [K, 2]);
+        float32 [H, W] or [1, H, W], offset float32 [2, H, W] -> (panoptic int64 [H, W], centers int64 [K, 2]);
         `groups` (a dict) is filled for `panoptic_ops.instance_scores`; `clamp`: see there."""
         panoptic, centers, _ = panoptic_ops.panoptic_from_outputs(
             semantic.astype("int64"), heat, offset, self.thing_code, self.thing_classes, self.label_divisor,

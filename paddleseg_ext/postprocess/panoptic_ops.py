@@ -29,7 +29,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..compat import argsort_stable, bincount, flatten_bool, floor_divmod, raster_yx
+from ..compat import argsort_stable, bincount, floor_divmod, nonzero_1d, write_at
 
 # Thing pixels x centres per block of the grouping matmul: 2^18 float64 scores = 2 MB, small enough
 # to stay in cache between the matmul and the argmin that reads it back (eager CPU, 525k thing
@@ -78,6 +78,15 @@ def count_values(x, length, weights=None):
 _ONNX_TRACING = [False]
 
 
+def _write(x, index, values):
+    """`x` ([N], a tensor of the caller's own) with x[index] = values ([M] int64 index, no repeats).
+
+    In place (`compat.write_at`): the 525k thing pixels of the benchmark are written in ~1.3 ms, where
+    out-of-place index_put or scatter first copy the whole map (~3 ms on 2 cores). paddle2onnx 2.1 converts
+    only the out-of-place index_put, so that is what tracing under `onnx_compatible` writes."""
+    return write_at(x, index, values, inplace=not (_ONNX_TRACING[0] and not paddle.in_dynamic_mode()))
+
+
 @contextlib.contextmanager
 def onnx_compatible():
     """Within the block, tracing writes only ops that paddle2onnx converts (see `count_values`): trace the
@@ -120,60 +129,81 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     """Centre points by point NMS.
 
     Args:
-        heat: [H, W] float32 centre heatmap.
+        heat: [H, W] or [1, H, W] float32 centre heatmap.
         threshold (float), nms_kernel (odd int), top_k (int or None): see module docstring.
     Returns:
         [K, 2] int64 (y, x) in raster order.
 
-    Only the N pixels above the threshold can be centres, so only their windows are read (clipped to
-    the image, as max pooling ignores its padding), instead of max pooling the whole map. Two rounds:
-    a centre is also the maximum of its 3 x 3 window, so that cheaper test first drops most candidates
-    (on a smooth heatmap all but the local maxima), and only the survivors read their k x k window.
-    The cost grows with N (at worst every pixel, 9 reads each, then k^2 reads per survivor).
+    Only the N pixels above the threshold can be centres, so only they are read, by their (y, x) (`gather_nd`
+    on the map as it comes: no flattened copy), instead of max pooling the whole map. A centre is at least
+    as high as each of its neighbours, so two cheap tests come first, each on the survivors of the one
+    before: the left and right neighbours (on a smooth heatmap one pixel per row of a blob is left), then the
+    upper and lower ones; only the few survivors read their whole k x k window. Neighbours are clipped to
+    the image, as max pooling ignores its padding; a pixel at or below the threshold never beats a candidate
+    (candidates are above it), so reading it is harmless. The cost grows with N (at worst every pixel).
     """
+    lead = len(heat.shape) - 2  # 0 or 1 leading axes of size 1
     size = paddle.shape(heat).astype("int64")
-    height, width = size[0], size[1]
+    height, width = size[lead], size[lead + 1]
     r = (nms_kernel - 1) // 2
-    values = heat.reshape([-1])
-    flat = paddle.nonzero(flatten_bool(heat > max(float(threshold), 0.0))).flatten()
-    n = paddle.shape(flat)[0]
-    # one padding candidate (raster index 0, position n, never kept) keeps every tensor non-empty (Paddle 2.6)
-    flat = paddle.concat([flat, paddle.zeros([1], dtype="int64")])
-    keep = paddle.arange(n + 1, dtype="int64")  # positions in `flat` still in the running
-    for radius in sorted({min(r, 1), r}):
-        cand = paddle.gather(flat, keep)
-        peak = paddle.gather(values, cand) >= _window_max(values, cand // width, cand % width, height, width, radius)
-        keep = paddle.gather(keep, paddle.nonzero(paddle.logical_and(peak, keep < n)).flatten())
+    yx = paddle.nonzero(heat > max(float(threshold), 0.0))
+    n = paddle.shape(yx)[0]
+    # one padding candidate (0, 0) at position n, never kept, keeps every tensor non-empty (Paddle 2.6)
+    yx = paddle.concat([yx, paddle.zeros([1, lead + 2], dtype="int64")])
+    y, x = yx[:, lead], yx[:, lead + 1]
+    value = _heat_at(heat, y, x)
+    keep = paddle.arange(n + 1, dtype="int64")  # positions in `yx` still in the running
+    tests = [(0, 1), (1, 0), None] if r >= 1 else []  # kernel 1: every candidate is a centre
+    for step in tests:
+        cy, cx, v = paddle.gather(y, keep), paddle.gather(x, keep), paddle.gather(value, keep)
+        if step is None:
+            peak = v >= _window_max(heat, cy, cx, height, width, r)
+        else:
+            dy, dx = step
+            peak = paddle.logical_and(v >= _heat_at(heat, _clip(cy - dy, height), _clip(cx - dx, width)),
+                                      v >= _heat_at(heat, _clip(cy + dy, height), _clip(cx + dx, width)))
+        keep = paddle.gather(keep, nonzero_1d(paddle.logical_and(peak, keep < n)))
         keep = paddle.concat([keep, n.reshape([1]).astype("int64")])  # the padding candidate again
-    flat = paddle.gather(flat, paddle.slice(keep, [0], [0], [paddle.shape(keep)[0] - 1]))
+    keep = paddle.slice(keep, [0], [0], [paddle.shape(keep)[0] - 1])
     if top_k is not None:
         # Stable descending sort keeps raster order among equal scores; a slice past the end
-        # keeps all (no branch on K), and re-sorting the kept indices restores raster order.
-        scores = paddle.gather(values, flat)
-        best = argsort_stable(scores, descending=True)[:top_k]
-        flat = paddle.gather(flat, paddle.sort(best))
-    return raster_yx(flat, width)
+        # keeps all (no branch on K), and re-sorting the kept positions restores raster order.
+        best = argsort_stable(paddle.gather(value, keep), descending=True)[:top_k]
+        keep = paddle.gather(keep, paddle.sort(best))
+    centers = paddle.gather(yx, keep)  # a gather of rows, where stacking y and x fails on K = 0 (Paddle 2.6)
+    return centers[:, lead:] if lead else centers
 
 
-def _window_max(values, y, x, height, width, r):
-    """[N] float32 maximum of `values` ([H * W], row-major) over the (2r + 1)^2 window around each
-    (y, x) ([N] int64), clipped to the image.
+def _clip(v, size):
+    """[N] int64 `v` clipped to [0, size - 1] (size: an int64 scalar tensor)."""
+    return paddle.maximum(paddle.minimum(v, size - 1), paddle.zeros([1], dtype="int64"))
 
-    The N x k^2 read indices (row offset + column of every window cell) come from one float64 matmul of
-    the k clipped row offsets and k clipped columns with a constant 0/1 selection matrix (exact: integers
-    below 2^53). A broadcasting add of that size is several times slower in Paddle's CPU kernels, and the
-    tile/expand alternatives do not survive Paddle Inference's and paddle2onnx's shape handling.
+
+def _heat_at(heat, y, x):
+    """Values of `heat` ([H, W] or [1, H, W]) at (y, x) ([...] int64 each)."""
+    index = [y, x] if len(heat.shape) == 2 else [paddle.zeros_like(y), y, x]
+    return paddle.gather_nd(heat, paddle.stack(index, axis=-1))
+
+
+def _window_max(heat, y, x, height, width, r):
+    """[N] float32 maximum of `heat` over the (2r + 1)^2 window around each (y, x) ([N] int64), clipped to
+    the image.
+
+    The N x k^2 rows and columns of the window cells come from one float64 matmul each, of the k clipped
+    rows (columns) with a constant 0/1 selection matrix (exact: small integers). A broadcasting add of that
+    size is several times slower in Paddle's CPU kernels, and the tile/expand alternatives do not survive
+    Paddle Inference's and paddle2onnx's shape handling.
     """
     k = 2 * r + 1
     d = paddle.arange(-r, r + 1, dtype="int64")
-    zero = paddle.zeros([1], dtype="int64")
-    rows = paddle.maximum(paddle.minimum(y.unsqueeze(1) + d, height - 1), zero) * width  # [N, k]
-    cols = paddle.maximum(paddle.minimum(x.unsqueeze(1) + d, width - 1), zero)
-    select = np.zeros((2 * k, k * k))  # window cell (i, j) -> row offset i + column j
-    select[np.repeat(np.arange(k), k), np.arange(k * k)] = 1.0
-    select[k + np.tile(np.arange(k), k), np.arange(k * k)] = 1.0
-    index = paddle.matmul(paddle.concat([rows, cols], axis=1).astype("float64"), paddle.to_tensor(select))
-    return paddle.gather(values, index.astype("int64").flatten()).reshape([-1, k * k]).max(axis=1)
+    rows = _clip(y.unsqueeze(1) + d, height).astype("float64")  # [N, k]
+    cols = _clip(x.unsqueeze(1) + d, width).astype("float64")
+    # window cell (i, j), i * k + j: row i, column j
+    pick_row = paddle.to_tensor(np.repeat(np.eye(k), k, axis=1))
+    pick_col = paddle.to_tensor(np.tile(np.eye(k), (1, k)))
+    cell_y = paddle.matmul(rows, pick_row).astype("int64")
+    cell_x = paddle.matmul(cols, pick_col).astype("int64")
+    return _heat_at(heat, cell_y, cell_x).max(axis=1)
 
 
 @paddle.jit.not_to_static
@@ -205,16 +235,17 @@ def nearest_center(qy, qx, centers, block=None, extent=None):
     qx = paddle.concat([qx, paddle.full([1], -1.0, dtype=qx.dtype)])
     ny, nx = _grid_shape(extent)
     owner = _cell_owner(c, ny, nx)
-    ny, nx = ny.astype(qy.dtype), nx.astype(qy.dtype)
 
     def ring_index(q, count):  # cell index + 1 along one axis: 0 and count + 1 are the ring outside the image
-        i = paddle.floor(q * (1.0 / SCREEN_CELL))  # exact: a power of two
-        i = paddle.where(i >= 0, i, paddle.full_like(i, -1.0))  # also NaN -> -1
-        return paddle.minimum(i, count) + 1.0
+        i = paddle.floor(q * (1.0 / SCREEN_CELL)) + 1.0  # exact: a power of two, then an integer + 1
+        # clip with tensor bounds runs as one unary kernel, where minimum/maximum with a scalar tensor take
+        # Paddle's broadcasting path (4x slower); clip keeps NaN, handled below
+        return paddle.clip(i, 0.0, (count + 1).astype(q.dtype).reshape([1]))
 
-    cell = (ring_index(qy, ny) * (nx + 2.0) + ring_index(qx, nx)).astype("int64")  # < 2^24 cells: exact
-    choice = paddle.gather(owner, cell)
-    todo = paddle.nonzero(choice < 0).flatten()
+    cell = paddle.scale(ring_index(qy, ny), scale=(nx + 2).astype(qy.dtype).reshape([1])) + ring_index(qx, nx)
+    cell = paddle.where(paddle.isnan(cell), paddle.zeros_like(cell), cell)  # NaN offsets -> ring cell 0
+    choice = paddle.gather(owner, cell.astype("int64"))  # < 2^24 cells: exact in float32
+    todo = nonzero_1d(choice < 0)
     exact = _nearest_exact(paddle.gather(qy, todo), paddle.gather(qx, todo), cmat, block)
     return paddle.slice(paddle.scatter(choice, todo, exact, overwrite=True), [0], [0], n.reshape([1]))
 
@@ -289,9 +320,9 @@ def _nearest_exact(qy, qx, cmat, block):
     rows = n // parts + 1
     pad = paddle.zeros([rows * parts - n], dtype="float64")
     q = paddle.stack([paddle.concat([qy.astype("float64"), pad]), paddle.concat([qx.astype("float64"), pad]),
-                      paddle.ones([rows * parts], dtype="float64")], axis=1)  # [rows * parts, 3]
-    nearest = [paddle.argmin(paddle.matmul(paddle.slice(q, [0], [i * rows], [(i + 1) * rows]), cmat), axis=1)
-               for i in range(parts)]
+                      paddle.ones([rows * parts], dtype="float64")], axis=1).reshape([parts, -1, 3])
+    # q[i]: one slice op per part (bounds computed in the graph would add four more ops each)
+    nearest = [paddle.argmin(paddle.matmul(q[i], cmat), axis=1) for i in range(parts)]
     return paddle.slice(paddle.concat(nearest), [0], [0], [n])
 
 
@@ -328,8 +359,8 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     """The whole post-processing on one image.
 
     Args:
-        semantic: [H, W] int64 class map, values in [0, C); values >= C are void.
-        heat: [H, W] float32 centre heatmap.
+        semantic: [H, W] integer class map (any integer dtype), values in [0, C); values >= C are void.
+        heat: [H, W] or [1, H, W] float32 centre heatmap.
         offsets: [2, H, W] float32 (dy, dx).
         thing_code, thing_classes: numpy tables of `class_tables` for C classes.
         label_divisor, stuff_area, void_label (int), threshold, nms_kernel, top_k: see module.
@@ -351,7 +382,8 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     # values >= C are void (the oracle's void channel, PanopticDeepLab.apply_oracle): one more table entry
     # int32 for the full-size passes (class ids are small): half the memory traffic of int64, and Paddle
     # Inference's int64 clip is several times slower than its int32 one
-    sem = semantic.reshape([-1]).astype("int32")
+    # cast before flattening: Paddle Inference copies a reshape of a model input, not one of a fresh tensor
+    sem = semantic.astype("int32").reshape([-1])
     if clamp:
         sem = paddle.clip(sem, 0, num_classes)
     width = paddle.shape(semantic)[1].astype("int64")
@@ -369,7 +401,7 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
         return panoptic.reshape(paddle.shape(semantic)), centers, paddle.zeros([num_centers + 1], dtype="int64")
 
     base = _thing_base(void_label)
-    pix = paddle.nonzero(panoptic <= base).flatten()  # thing pixels, raster order
+    pix = nonzero_1d(panoptic <= base)  # thing pixels, raster order
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
     y, x = floor_divmod(pix, width)
@@ -381,7 +413,7 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
     # slot K gathers the thing pixels of an image without centres: they are void
     label = paddle.where(paddle.arange(num_centers + 1, dtype="int64") < num_centers, label,
                          paddle.full_like(label, void_label))
-    panoptic = paddle.scatter(panoptic, pix, paddle.gather(label, instance), overwrite=True)
+    panoptic = _write(panoptic, pix, paddle.gather(label, instance))
     if groups is not None:
         groups.update(pix=pix, instance=instance, slot_class=paddle.gather(paddle.to_tensor(thing_classes), winner),
                       slot_label=paddle.where(number > 0, label, paddle.full_like(label, void_label)),
@@ -440,5 +472,5 @@ def instance_scores(groups, probs, heat):
     member_class = paddle.concat([groups["slot_class"], paddle.zeros([1], dtype=groups["slot_class"].dtype)])
     count, score, both = (paddle.slice(t, [0], [0], n_slots.reshape([1]))
                           for t in mask_scores(member, pix, member_class, n_slots + 1, probs, heat))
-    keep = paddle.nonzero(paddle.logical_and(count > 0, slot_label != groups["void_label"])).flatten()
+    keep = nonzero_1d(paddle.logical_and(count > 0, slot_label != groups["void_label"]))
     return paddle.gather(slot_label, keep), paddle.gather(paddle.stack([score, both], axis=1), keep)

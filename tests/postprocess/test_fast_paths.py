@@ -1,7 +1,8 @@
 """The two shortcuts of the Panoptic-DeepLab post-processing give what the plain computation gives:
 the grouping's cell screening (`panoptic_ops.nearest_center` with an image extent) and the centre NMS's
-3 x 3 first round (`panoptic_ops.find_centers`), eagerly and traced, at their edges: points on cell
-edges, half-way between centres or outside the image, no centre, plateaus of equal heat, kernel 1."""
+neighbour tests before the whole window (`panoptic_ops.find_centers`), eagerly and traced, at their edges:
+points on cell edges, half-way between centres, outside the image or NaN, no centre, plateaus of equal heat,
+kernel 1, a [1, H, W] heatmap."""
 import numpy as np
 import paddle
 import pytest
@@ -95,7 +96,7 @@ def test_screening_owns_cells_far_from_boundaries():
 
 @pytest.mark.parametrize("kernel", [1, 3, 5, 7])
 @pytest.mark.parametrize("top_k", [None, 3])
-def test_two_round_nms_equals_window_maximum(kernel, top_k):
+def test_staged_nms_equals_window_maximum(kernel, top_k):
     """Quantised random heatmaps (plateaus of equal values, ties at the window edges) of sizes down to
     1 x 1: the same centres as a brute-force clipped max pool, eagerly and traced."""
     rs = np.random.RandomState(kernel)
@@ -108,3 +109,37 @@ def test_two_round_nms_equals_window_maximum(kernel, top_k):
             np.testing.assert_array_equal(ops.find_centers(paddle.to_tensor(heat), threshold, kernel, top_k).numpy(),
                                           expected)
             np.testing.assert_array_equal(traced(paddle.to_tensor(heat)).numpy(), expected)
+
+
+def test_staged_nms_on_smooth_blobs_with_a_leading_axis():
+    """Gaussian blobs with flat tops and blobs touching the image border, given as [1, H, W] (as the exported
+    model passes its centre input): the same centres as the brute force, eagerly and traced."""
+    h, w = 40, 57
+    yy, xx = np.mgrid[0:h, 0:w]
+    heat = np.zeros((h, w), np.float32)
+    for cy, cx, s in ((0, 0, 3.0), (20, 30, 5.0), (39, 56, 2.0), (10, 50, 4.0), (33, 8, 6.0)):
+        heat = np.maximum(heat, np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s)).astype(np.float32))
+    heat[18:23, 28:33] = heat[20, 30]  # a flat top: every pixel of it is a centre
+    heat = np.round(heat * 64) / 64  # more plateaus
+    spec = [paddle.static.InputSpec([1, None, None], "float32")]
+    for kernel, top_k in ((3, None), (7, None), (7, 4)):
+        expected = window_peaks_brute_force(heat, 0.1, kernel, top_k)
+        assert len(expected) >= 4
+        traced = paddle.jit.to_static(_Centers(0.1, kernel, top_k), input_spec=spec, full_graph=True)
+        heat3 = paddle.to_tensor(heat[None])
+        np.testing.assert_array_equal(ops.find_centers(heat3, 0.1, kernel, top_k).numpy(), expected)
+        np.testing.assert_array_equal(traced(heat3).numpy(), expected)
+
+
+def test_screened_grouping_of_nan_and_infinite_points():
+    """Points from NaN or infinite offsets go to the exact path instead of indexing the cell table out of
+    range: finite points get the brute-force answer, the others a valid centre index, eagerly and traced alike."""
+    centers = np.array([[5, 5], [30, 40], [60, 10]], np.int64)
+    qy = np.array([4.0, np.nan, 29.0, np.inf, -np.inf, 61.0, np.nan], np.float32)
+    qx = np.array([6.0, 3.0, np.nan, 2.0, 7.0, 11.0, np.inf], np.float32)
+    args = (paddle.to_tensor(qy), paddle.to_tensor(qx), paddle.to_tensor(centers))
+    size = paddle.to_tensor([64, 64], dtype="int64")
+    eager = ops.nearest_center(*args, None, (size[0], size[1])).numpy()
+    traced = _TRACED_NEAREST(*args, size).numpy()
+    np.testing.assert_array_equal(eager, traced)
+    assert eager[0] == 0 and eager[5] == 2 and ((eager >= 0) & (eager < 3)).all()

@@ -261,6 +261,23 @@ def test_bad_inputs():
         panoptic_postprocess(sem, np.zeros((2, 6, 8), np.float32), off, [11])
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16])
+@pytest.mark.parametrize("bad", [-1, -(2 ** 15), 1 << 20, -(2 ** 32) + 3])
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_class_ids_out_of_range_named(dtype, bad, as_tensor):
+    """Negative or too large class ids are refused with their range, also those that a cast to int32 would
+    wrap into valid ids (-2^32 + 3 -> 3)."""
+    sem, heat, off = case_a()
+    sem = sem.astype(np.int64)
+    sem[1, 2] = bad
+    if np.iinfo(dtype).min > bad or np.iinfo(dtype).max < bad:
+        pytest.skip("not representable")
+    sem = sem.astype(dtype)
+    with pytest.raises(UserInputError, match=r"semantic: class ids must be in \[0, 1048576\), got values in \[{}, "
+                       .format(min(bad, 0))):
+        panoptic_postprocess(paddle.to_tensor(sem) if as_tensor else sem, heat, off, [11])
+
+
 def test_semantic_from_logits():
     logits = np.zeros((1, 3, 2, 2), np.float32)
     logits[0, 2, 0, 0] = 1

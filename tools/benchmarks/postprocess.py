@@ -122,9 +122,10 @@ def _peak_rss_mb():
 
 
 def _exported_runner(sem, ctr, off, device, top_k, tmp):
-    """`run()` of PanopticPostprocess saved as a static model and loaded by paddle.inference."""
+    """`run()` of PanopticPostprocess saved as a static model and run by paddle.inference as
+    deploy/python/infer.py runs a model (`run_paddle_inference`: numpy in, numpy out)."""
     import paddle
-    from paddle import inference
+    from paddleseg_ext.pipeline.static_predictor import paddle_inference_predictor, run_paddle_inference
     from paddleseg_ext.postprocess import PanopticPostprocess
 
     layer = PanopticPostprocess(19, THING_IDS, label_divisor=LABEL_DIVISOR, void_label=VOID_LABEL, top_k=top_k)
@@ -136,24 +137,13 @@ def _exported_runner(sem, ctr, off, device, top_k, tmp):
     model = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")
     # no parameters: Paddle 2.6 writes no .pdiparams and refuses to load one, so pass ""
     params = prefix + ".pdiparams"
-    config = inference.Config(model, params if os.path.isfile(params) else "")
-    if device.startswith("gpu"):
-        config.enable_use_gpu(500, int(device.split(":")[1]) if ":" in device else 0)
-    else:
-        config.disable_gpu()
-        config.disable_mkldnn()  # no oneDNN kernel among these ops
-    config.disable_glog_info()
-    predictor = inference.create_predictor(config)
-    inputs = [predictor.get_input_handle(n) for n in predictor.get_input_names()]
-    output = predictor.get_output_handle(predictor.get_output_names()[0])
-    centers_out = predictor.get_output_handle(predictor.get_output_names()[1])
+    on_gpu = device.startswith("gpu")
+    # no oneDNN kernel among these ops
+    predictor = paddle_inference_predictor(model, params if os.path.isfile(params) else "",
+                                           "gpu" if on_gpu else "cpu", use_onednn=False)
 
     def run():
-        for handle, array in zip(inputs, (sem, ctr, off)):
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(array)
-        predictor.run()
-        return output.copy_to_cpu(), centers_out.copy_to_cpu()
+        return run_paddle_inference(predictor, (sem, ctr, off), on_cpu=not on_gpu)[:2]
     return run
 
 

@@ -401,7 +401,9 @@ def panoptic_from_outputs(semantic, heat, offsets, thing_code, thing_classes, la
         return panoptic.reshape(paddle.shape(semantic)), centers, paddle.zeros([num_centers + 1], dtype="int64")
 
     base = _thing_base(void_label)
-    pix = nonzero_1d(panoptic <= base)  # thing pixels, raster order
+    # thing pixels, raster order; against a [1] tensor: eagerly, comparing an int64 map with a Python int
+    # first fills a whole map with it (2.0 ms against 1.5 ms at 1025 x 2049)
+    pix = nonzero_1d(panoptic <= paddle.full([1], base, dtype="int64"))
     thing_index = base - paddle.gather(panoptic, pix)
     # Where each thing pixel's offset points, in float32 like the network's output.
     y, x = floor_divmod(pix, width)

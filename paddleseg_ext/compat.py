@@ -48,12 +48,13 @@ _EMPTY_OPS_OK = PADDLE_VERSION >= (3, 0)
 
 def cpu_view(arr):
     """A CPU paddle tensor that shares the memory of the numpy array `arr` (no copy), or None where that is
-    not possible (not C-contiguous, read only, a dtype without a DLPack code). Paddle 2.6's from_dlpack takes
-    only the capsule, 3.x also the array."""
-    if not (isinstance(arr, np.ndarray) and arr.flags.c_contiguous and arr.flags.writeable):
+    not possible (not C-contiguous, read only, a dtype without a DLPack code) and on Paddle 2.6, whose
+    from_dlpack takes only a capsule and aborts the process on numpy's."""
+    if PADDLE_VERSION < (3, 0) or not (isinstance(arr, np.ndarray) and arr.flags.c_contiguous
+                                       and arr.flags.writeable):
         return None
     try:
-        return paddle.utils.dlpack.from_dlpack(arr if PADDLE_VERSION >= (3, 0) else arr.__dlpack__())
+        return paddle.utils.dlpack.from_dlpack(arr)
     except (AttributeError, BufferError, TypeError, ValueError, RuntimeError):
         return None
 

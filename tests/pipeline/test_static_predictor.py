@@ -4,11 +4,15 @@ predict.py predict is tests/pipeline/test_consistency.py.)"""
 import os
 import shutil
 
+import numpy as np
+import paddle
 import pytest
 import yaml
 
 from paddleseg_ext.cli import infer as infer_cli
+from paddleseg_ext.compat import PADDLE_VERSION, cpu_view
 from paddleseg_ext.pipeline import StaticPredictor, read_deploy_info
+from paddleseg_ext.pipeline.static_predictor import paddle_inference_predictor, run_paddle_inference
 from paddleseg_ext.utils import UserInputError
 from tests.conftest import error_line, run_main
 
@@ -55,3 +59,30 @@ def test_missing_model_file(model_copy):
     os.remove(os.path.join(folder, "model.pdiparams"))
     with pytest.raises(UserInputError, match="exported model file not found: .*model.pdiparams"):
         StaticPredictor(folder)
+
+
+class _Affine(paddle.nn.Layer):
+    def forward(self, x, k):
+        return x * 2.0 + k.astype("float32").sum()
+
+
+def test_inputs_shared_or_copied_give_the_same_outputs(tmp_path):
+    """On CPU the inputs are shared with the predictor where numpy allows (C-contiguous, writable) and copied
+    otherwise (a transposed view, a read-only array); each run reads the arrays as they are at that run."""
+    spec = [paddle.static.InputSpec([None, None], "float32", "x"), paddle.static.InputSpec([None], "int64", "k")]
+    prefix = str(tmp_path / "affine")
+    paddle.jit.save(paddle.jit.to_static(_Affine(), input_spec=spec), prefix, input_spec=spec)
+    model = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")
+    params = prefix + ".pdiparams"
+    predictor = paddle_inference_predictor(model, params if os.path.isfile(params) else "", use_onednn=False)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    k = np.array([1, 2], dtype=np.int64)
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    assert cpu_view(read_only) is None and cpu_view(x.T) is None
+    assert (cpu_view(x) is not None) == (PADDLE_VERSION >= (3, 0))  # Paddle 2.6 copies
+    for arr in (x, read_only, np.ascontiguousarray(x.T).T):
+        np.testing.assert_array_equal(run_paddle_inference(predictor, (arr, k))[0], x * 2 + 3)
+    x[0, 0] = 100.0  # the shared array changed between runs
+    np.testing.assert_array_equal(run_paddle_inference(predictor, (x, k))[0][0, 0], 203.0)
+    np.testing.assert_array_equal(run_paddle_inference(predictor, (x, k), on_cpu=False)[0], x * 2 + 3)

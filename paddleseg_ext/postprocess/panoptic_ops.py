@@ -151,7 +151,7 @@ def find_centers(heat, threshold, nms_kernel, top_k):
     # one padding candidate (0, 0) at position n, never kept, keeps every tensor non-empty (Paddle 2.6)
     yx = paddle.concat([yx, paddle.zeros([1, lead + 2], dtype="int64")])
     y, x = yx[:, lead], yx[:, lead + 1]
-    value = _heat_at(heat, y, x)
+    value = paddle.gather_nd(heat, yx)
     keep = paddle.arange(n + 1, dtype="int64")  # positions in `yx` still in the running
     tests = [(0, 1), (1, 0), None] if r >= 1 else []  # kernel 1: every candidate is a centre
     for step in tests:

@@ -64,8 +64,9 @@ class PanopticPostprocess(nn.Layer):
         """`panoptic_ops.panoptic_from_outputs` with this layer's settings: semantic int [H, W], heat
         float32 [H, W] or [1, H, W], offset float32 [2, H, W] -> (panoptic int64 [H, W], centers int64 [K, 2]);
         `groups` (a dict) is filled for `panoptic_ops.instance_scores`; `clamp`: see there."""
+        # int32, the type the steps work in (the cast there is then elided; Paddle's shape op refuses int16)
         panoptic, centers, _ = panoptic_ops.panoptic_from_outputs(
-            semantic.astype("int64"), heat, offset, self.thing_code, self.thing_classes, self.label_divisor,
+            semantic.astype("int32"), heat, offset, self.thing_code, self.thing_classes, self.label_divisor,
             self.stuff_area, self.void_label, self.threshold, self.nms_kernel, self.top_k, self.group_block,
             groups=groups, clamp=clamp)
         return panoptic, centers

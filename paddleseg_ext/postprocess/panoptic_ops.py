@@ -63,7 +63,7 @@ def count_values(x, length, weights=None):
     input non-empty (Paddle 2.6's empty-tensor ops, see compat). Both add the values in index order, so the
     sums are the same.
     """
-    if not _ONNX_TRACING[0] or paddle.in_dynamic_mode():
+    if not _tracing_for_onnx():
         return bincount(x, length, weights)
     end = paddle.full([1], length, dtype="int64") if isinstance(length, int) else length.astype("int64").reshape([1])
     index = paddle.concat([x.astype("int64"), end]).unsqueeze(1)
@@ -78,13 +78,18 @@ def count_values(x, length, weights=None):
 _ONNX_TRACING = [False]
 
 
+def _tracing_for_onnx():
+    """True while tracing under `onnx_compatible` (eager calls inside it run the fast ops)."""
+    return _ONNX_TRACING[0] and not paddle.in_dynamic_mode()
+
+
 def _write(x, index, values):
     """`x` ([N], a tensor of the caller's own) with x[index] = values ([M] int64 index, no repeats).
 
     In place (`compat.write_at`): the 525k thing pixels of the benchmark are written in ~1.3 ms, where
     out-of-place index_put or scatter first copy the whole map (~3 ms on 2 cores). paddle2onnx 2.1 converts
     only the out-of-place index_put, so that is what tracing under `onnx_compatible` writes."""
-    return write_at(x, index, values, inplace=not (_ONNX_TRACING[0] and not paddle.in_dynamic_mode()))
+    return write_at(x, index, values, inplace=not _tracing_for_onnx())
 
 
 @contextlib.contextmanager
@@ -288,8 +293,7 @@ def _cell_owner(c, ny, nx):
     row_of, col_of = cells // (nx + 2) - 1, cells % (nx + 2) - 1
     inside = paddle.logical_and(paddle.logical_and(row_of >= 0, row_of < ny),
                                 paddle.logical_and(col_of >= 0, col_of < nx))
-    row_of = paddle.maximum(paddle.minimum(row_of, ny - 1), paddle.zeros([1], dtype="int64"))
-    col_of = paddle.maximum(paddle.minimum(col_of, nx - 1), paddle.zeros([1], dtype="int64"))
+    row_of, col_of = _clip(row_of, ny), _clip(col_of, nx)
     nearest = paddle.gather(near_y, row_of) + paddle.gather(near_x, col_of)  # [cells, K + 1]
     farthest = paddle.gather(far_y, row_of) + paddle.gather(far_x, col_of)
     candidate = (nearest <= farthest.min(axis=1, keepdim=True)).astype("int64")

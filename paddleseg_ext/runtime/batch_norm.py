@@ -106,6 +106,11 @@ def _channel_axis(layer):
     return -1 if layout.endswith("C") and layout != "NC" else 1
 
 
+def _kernel_layout(axis):
+    """F.batch_norm's data_format for a channel `axis` of 1 or -1: its names for NC* / N*C of any rank."""
+    return "NCHW" if axis == 1 else "NHWC"
+
+
 def _ranks_to_merge():
     """The number of ranks whose batches form one batch (1: this process alone). Raises a one-line
     UserInputError where several ranks run but their collective communication is not set up."""
@@ -141,7 +146,7 @@ class _BatchMoments(paddle.autograd.PyLayer):
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, epsilon, axis, merge):
-        layout = "NCHW" if axis == 1 else "NHWC"  # F.batch_norm's names for NC* / N*C of any rank
+        layout = _kernel_layout(axis)
         xf = x if x.dtype in (paddle.float32, paddle.float64) else x.astype("float32")
         c = x.shape[axis]
         with paddle.amp.auto_cast(enable=False):  # float16 sums of squares overflow
@@ -194,7 +199,7 @@ class BlendBatchNorm(nn.Layer):
             self.add_parameter(name, param)
         self.replaced, self._blend = [layer], blend  # a list: not a sublayer (its state_dict stays ours)
         self._axis = _channel_axis(layer)
-        self._layout = "NCHW" if self._axis == 1 else "NHWC"  # F.batch_norm's names for NC* / N*C of any rank
+        self._layout = _kernel_layout(self._axis)
 
     def forward(self, x):
         layer = self.replaced[0]

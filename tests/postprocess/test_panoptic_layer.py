@@ -6,6 +6,7 @@ import numpy as np
 import paddle
 import pytest
 
+from paddleseg_ext.pipeline.static_predictor import paddle_inference_predictor, run_paddle_inference
 from paddleseg_ext.postprocess import PanopticPostprocess, panoptic_postprocess
 from paddleseg_ext.utils import UserInputError
 
@@ -56,26 +57,18 @@ def test_traced_postprocess_equals_panoptic_postprocess(group_block):
 
 
 def test_saved_postprocess_in_paddle_inference_equals_panoptic_postprocess(tmp_path):
-    """Saved and run by paddle.inference (as infer.py does), where the graph may be rewritten by passes."""
-    from paddle import inference
-
+    """Saved and run by paddle.inference as infer.py runs a model (`run_paddle_inference`), where the graph
+    may be rewritten by passes."""
     layer = PanopticPostprocess(19, group_block=7, **POST_KWARGS)
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=POST_SPEC, full_graph=True), str(tmp_path / "post"),
                     input_spec=POST_SPEC)
     model = [f for f in os.listdir(tmp_path) if f.endswith((".json", ".pdmodel"))]
     # a layer without parameters: Paddle 2.6 writes no .pdiparams and refuses to load one, so pass ""
     params = str(tmp_path / "post.pdiparams")
-    config = inference.Config(str(tmp_path / model[0]), params if os.path.isfile(params) else "")
-    config.disable_gpu()
-    config.disable_glog_info()
-    predictor = inference.create_predictor(config)
+    predictor = paddle_inference_predictor(str(tmp_path / model[0]), params if os.path.isfile(params) else "",
+                                           use_onednn=False)
     for sem, heat, off in _post_cases():
-        for name, array in zip(predictor.get_input_names(), (sem, heat, off)):
-            handle = predictor.get_input_handle(name)
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(np.ascontiguousarray(array))
-        predictor.run()
-        got = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+        got = run_paddle_inference(predictor, [np.ascontiguousarray(a) for a in (sem, heat, off)])[0]
         np.testing.assert_array_equal(got, panoptic_postprocess(sem, heat, off, **POST_KWARGS)[0])
 
 

@@ -47,7 +47,6 @@ def gaussian_kernel(sigma):
     return g.astype(np.float32)
 
 
-@manager.TRANSFORMS.add_component
 def instance_numbers(cats, thing_pos):
     """Instance numbers int64 [K] of K segments of classes `cats` [K]: 1, 2, ... per thing class in segment
     order for the segments `thing_pos` (the thing segments present in the map), 0 for the others."""
@@ -63,6 +62,7 @@ def instance_numbers(cats, thing_pos):
     return instance
 
 
+@manager.TRANSFORMS.add_component
 class PanopticTargetGenerator:
     """Builds the six Panoptic-DeepLab targets (and the panoptic ground truth) from segment ids.
 

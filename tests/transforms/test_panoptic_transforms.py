@@ -28,8 +28,9 @@ def assert_aligned(data, w):
 
 
 def test_registered():
-    for name in ("PanopticRandomPaddingCrop", "PanopticPadding"):
+    for name in ("PanopticRandomPaddingCrop", "PanopticPadding", "PanopticTargetGenerator"):
         assert name in manager.TRANSFORMS.components_dict
+    assert "instance_numbers" not in manager.TRANSFORMS.components_dict  # a helper of the target generator
 
 
 def test_random_crop_inside_image_is_aligned():
